@@ -1,0 +1,73 @@
+"""Thin CLI: each subcommand maps to one importable function in pare_bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pare_bench.zoo import TINY_MODELS
+
+
+def _train_teacher(args) -> int:
+    from pare_bench.train_teacher import TeacherRecipe, train_teacher
+
+    recipe = TeacherRecipe(
+        **{k: v for k, v in vars(args).items() if k in TeacherRecipe.__dataclass_fields__ and v is not None}
+    )
+    out = args.out or Path("runs") / "teachers" / args.model
+    ema = train_teacher(args.model, out, recipe, device=args.device, minutes=args.minutes)
+    print(f"EMA weights in {ema}; copy them to pare_bench/weights/{args.model} to ship them")
+    return 0
+
+
+def _eval_teacher(args) -> int:
+    from pare_bench.evaluate import evaluate_teacher
+
+    evaluate_teacher(args.model, args.weights, seeds_per_prompt=args.seeds, steps=args.steps)
+    return 0
+
+
+def _run(args) -> int:
+    from pare_bench.runner import run_suite_cli
+
+    return run_suite_cli(args.suite, out=args.out, limit=args.limit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pare_bench", description="PARE benchmark harness")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a benchmark suite")
+    run.add_argument("suite", type=Path)
+    run.add_argument("--out", type=Path, default=None, help="run directory (default runs/<suite name>)")
+    run.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
+    run.set_defaults(func=_run)
+
+    train = sub.add_parser("train-teacher", help="train a tiny Wan teacher on the tiny world")
+    train.add_argument("model", choices=sorted(TINY_MODELS))
+    train.add_argument("--out", type=Path, default=None)
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the LR schedule follows it")
+    for name in ("steps", "batch", "warmup", "eval_every", "checkpoint_every", "seed"):
+        train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
+    for name in ("lr", "ema", "time_shift", "two_object_prob"):
+        train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
+    train.set_defaults(func=_train_teacher)
+
+    evaluate = sub.add_parser("eval-teacher", help="world scores of a teacher on held-out seeds and compositions")
+    evaluate.add_argument("model", choices=sorted(TINY_MODELS))
+    evaluate.add_argument("--weights", type=Path, default=None, help="weights directory (default: shipped)")
+    evaluate.add_argument("--seeds", type=int, default=2, help="videos per prompt")
+    evaluate.add_argument("--steps", type=int, default=20)
+    evaluate.set_defaults(func=_eval_teacher)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

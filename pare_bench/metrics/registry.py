@@ -1,0 +1,46 @@
+"""The metric registry: each metric is registered once, with the metadata the report needs."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+KINDS = ("paired", "world", "cost", "distribution", "vbench")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    kind: str  # one of KINDS: what the metric needs and when it runs
+    higher_is_better: bool
+    columns: tuple[str, ...]  # leaderboard columns it produces
+    compute: Callable | None = None  # the function computing it; its signature depends on `kind`
+
+
+METRICS: dict[str, MetricInfo] = {}
+
+
+def register_metric(name: str, *, kind: str, higher_is_better: bool, columns: tuple[str, ...] = ()):
+    """Decorator: `@register_metric("psnr", kind="paired", higher_is_better=True)`; duplicates raise."""
+    if kind not in KINDS:
+        raise ValueError(f"metric kind {kind!r} is not one of {KINDS}")
+
+    def decorate(function: Callable) -> Callable:
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is registered twice")
+        METRICS[name] = MetricInfo(name, kind, higher_is_better, columns or (name,), function)
+        return function
+
+    return decorate
+
+
+def did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def get_metric(name: str) -> MetricInfo:
+    if name not in METRICS:
+        raise KeyError(f"unknown metric {name!r}{did_you_mean(name, METRICS)} Known metrics: {sorted(METRICS)}")
+    return METRICS[name]

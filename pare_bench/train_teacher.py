@@ -1,0 +1,170 @@
+"""Train a tiny Wan teacher on the tiny world with flow matching (velocity target, as Wan2.1).
+
+x_t = (1 - t) x0 + t * noise, target v = noise - x0, timestep = 1000 t. Timesteps are drawn
+logit-normal and then shifted towards high noise (the same shift map the sampler uses), because
+layout and motion are decided at high noise. Scenes are rendered on the fly, so every step sees new
+positions. Checkpoints resume; an EMA copy is what ships.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from pare_bench.checkpoint import load_checkpoint, save_checkpoint
+from pare_bench.evaluate import evaluate
+from pare_bench.world.conditioning import image_condition, image_tokens
+from pare_bench.world.prompts import EVAL_SEED_BASE, sample_prompt, tokenize, train_objects
+from pare_bench.world.render import render, sample_scene
+from pare_bench.zoo import IMAGE_PATCH, TinyWan, build_tiny
+
+
+@dataclass
+class TeacherRecipe:
+    steps: int = 6000  # optimizer steps (the LR schedule spans these)
+    batch: int = 64  # videos per step
+    lr: float = 1e-3  # peak AdamW learning rate
+    warmup: int = 200  # linear warm-up steps
+    weight_decay: float = 0.01
+    ema: float = 0.999  # EMA decay of the shipped weights
+    grad_clip: float = 1.0
+    prompt_dropout: float = 0.1  # share of null prompts, for CFG
+    two_object_prob: float = 0.4  # share of two-object prompts
+    time_shift: float = 3.0  # shift of the logit-normal timestep draw towards high noise
+    eval_every: int = 500  # steps between EMA evaluations on held-out seeds
+    checkpoint_every: int = 250
+    seed: int = 0
+
+
+def shifted_timesteps(batch: int, shift: float, generator: torch.Generator) -> torch.Tensor:
+    """Logit-normal t in (0, 1), then t' = s t / (1 + (s - 1) t): more weight on high noise for s > 1."""
+    t = torch.sigmoid(torch.randn(batch, generator=generator))
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def training_batch(model: TinyWan, recipe: TeacherRecipe, rng: random.Random, device) -> dict:
+    """Render a fresh batch of train-split scenes and their conditioning."""
+    objects = train_objects()
+    prompts = [sample_prompt(rng, objects, recipe.two_object_prob) for _ in range(recipe.batch)]
+    scenes = [sample_scene(prompt, rng.randrange(EVAL_SEED_BASE), model.spec.world) for prompt in prompts]
+    video = render(scenes, model.spec.world, device) * 2 - 1  # (B, 3, F, H, W) in [-1, 1]
+    texts = ["" if rng.random() < recipe.prompt_dropout else prompt.text for prompt in prompts]
+    batch = {"video": video, "tokens": torch.tensor([tokenize(text) for text in texts], device=device)}
+    if model.spec.task == "i2v":
+        first = video[:, :, 0]
+        batch["condition"] = image_condition(first, model.spec.world.frames)
+        batch["image"] = image_tokens(first, IMAGE_PATCH)
+    return batch
+
+
+def flow_matching_loss(model: TinyWan, batch: dict, recipe: TeacherRecipe, generator: torch.Generator) -> torch.Tensor:
+    video = batch["video"]
+    t = shifted_timesteps(video.shape[0], recipe.time_shift, generator).to(video.device)
+    noise = torch.randn(video.shape, generator=generator).to(video.device)
+    t_ = t.view(-1, 1, 1, 1, 1)
+    noisy = (1 - t_) * video + t_ * noise
+    model_input = noisy if "condition" not in batch else torch.cat([noisy, batch["condition"]], dim=1)
+    extra = {"encoder_hidden_states_image": batch["image"]} if "image" in batch else {}
+    context = model.text_encoder(batch["tokens"])
+    prediction = model.transformer(model_input, t * 1000, context, return_dict=False, **extra)[0]
+    return torch.nn.functional.mse_loss(prediction, noise - video)
+
+
+def lr_at(step: int, progress: float, recipe: TeacherRecipe) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak over `progress` in [0, 1]."""
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _ema_update(ema: TinyWan, model: TinyWan, decay: float) -> None:
+    with torch.no_grad():
+        for part in ("transformer", "text_encoder"):
+            for e, p in zip(getattr(ema, part).parameters(), getattr(model, part).parameters()):
+                e.lerp_(p, 1 - decay)
+
+
+def train_teacher(
+    name: str, out: Path, recipe: TeacherRecipe, device: str = "cpu", minutes: float | None = None
+) -> Path:
+    """Train (or resume) a teacher in `out`; returns the directory of the EMA weights."""
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_tiny(name, seed=recipe.seed).to(device)
+    ema = copy.deepcopy(model)
+    params = [*model.transformer.parameters(), *model.text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    state = {
+        "step": 0,
+        "rng": random.Random(recipe.seed).getstate(),
+        "torch_rng": torch.Generator().manual_seed(recipe.seed).get_state(),
+    }
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint, model=model, ema=ema, optimizer=optimizer)
+    rng = random.Random()
+    rng.setstate(state["rng"])
+    generator = torch.Generator()
+    generator.set_state(state["torch_rng"])
+    log = (out / "log.jsonl").open("a")
+    deadline = time.monotonic() + 60 * minutes if minutes else math.inf
+    model.transformer.train()
+    step = state["step"]
+    with Progress(
+        TextColumn(f"train {name}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("train", total=recipe.steps, completed=step, loss=float("nan"))
+        started = time.monotonic()
+        while step < recipe.steps and time.monotonic() < deadline:
+            # With a wall-clock budget the schedule follows whichever runs out first, steps or time.
+            progress = max(step / recipe.steps, (time.monotonic() - started) / (deadline - started))
+            lr = lr_at(step, progress, recipe)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = flow_matching_loss(model, training_batch(model, recipe, rng, device), recipe, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+            optimizer.step()
+            _ema_update(ema, model, recipe.ema if step > recipe.warmup else 0.0)
+            step += 1
+            bar.update(task, completed=step, loss=loss.item())
+            record = {"step": step, "loss": loss.item(), "lr": lr, "seconds": time.monotonic() - started}
+            if step % recipe.eval_every == 0 or step == recipe.steps:
+                record["eval"] = evaluate(ema, "eval")
+                bar.console.print(f"step {step} eval {json.dumps({k: round(v, 3) for k, v in record['eval'].items()})}")
+            log.write(json.dumps(record) + "\n")
+            if step % recipe.checkpoint_every == 0 or step == recipe.steps:
+                save_checkpoint(
+                    checkpoint,
+                    model=model,
+                    ema=ema,
+                    optimizer=optimizer,
+                    state={
+                        "step": step,
+                        "rng": rng.getstate(),
+                        "torch_rng": generator.get_state(),
+                        "recipe": asdict(recipe),
+                    },
+                )
+                log.flush()
+    save_checkpoint(
+        checkpoint,
+        model=model,
+        ema=ema,
+        optimizer=optimizer,
+        state={"step": step, "rng": rng.getstate(), "torch_rng": generator.get_state(), "recipe": asdict(recipe)},
+    )
+    ema.to("cpu").save(out / "ema")
+    return out / "ema"
