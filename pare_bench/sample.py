@@ -44,14 +44,14 @@ def initial_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device
     return torch.stack(noise).to(device)
 
 
-def _velocity(model: TinyWan, latents, timestep, context, image_kwargs, condition, guidance) -> torch.Tensor:
+def _velocity(model: TinyWan, latents, timestep, context, image_kwargs, condition, guidance, where) -> torch.Tensor:
     model_input = latents if condition is None else torch.cat([latents, condition], dim=1)
     transformer = model.transformer
-    with transformer.cache_context("cond"):
+    with transformer.cache_context("cond", **where):
         cond = transformer(model_input, timestep, context["cond"], return_dict=False, **image_kwargs)[0]
     if guidance == 1.0:
         return cond
-    with transformer.cache_context("uncond"):
+    with transformer.cache_context("uncond", **where):
         uncond = transformer(model_input, timestep, context["uncond"], return_dict=False, **image_kwargs)[0]
     return uncond + guidance * (cond - uncond)
 
@@ -80,8 +80,12 @@ def sample(
         image = first_frames.to(device) * 2 - 1
         condition = image_condition(image, world.frames)
         image_kwargs = {"encoder_hidden_states_image": image_tokens(image, IMAGE_PATCH)}
-    for t in scheduler.timesteps:
-        timestep = t.expand(latents.shape[0])
-        velocity = _velocity(model, latents, timestep, context, image_kwargs, condition, config.guidance)
+    # Cache hooks keep state across calls; each video starts clean, as after a WanPipeline call.
+    model.transformer._reset_stateful_cache()
+    for step, t in enumerate(scheduler.timesteps):
+        model.current_timestep = int(t)  # read by timestep-aware cache hooks (PyramidAttentionBroadcast)
+        where = {"step_index": step, "num_inference_steps": config.steps, "timestep": t}
+        velocity = _velocity(model, latents, t.expand(len(seeds)), context, image_kwargs, condition, config.guidance, where)
         latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
+    model.transformer._reset_stateful_cache()
     return ((latents.clamp(-1, 1) + 1) / 2).cpu()

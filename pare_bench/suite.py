@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from pare_bench.metrics.registry import METRICS, did_you_mean
 
-KNOWN_CACHE_METHODS = ("first_block", "pyramid_attention_broadcast", "faster_cache", "taylorseer", "mag_cache")
+KNOWN_CACHE_METHODS = ("first_block", "pyramid_attention_broadcast", "taylorseer")  # systems.CACHE_METHODS
 WORLD_PREFIX = "world:"
 _LOADING = "pare_bench.suite.loading"  # validation context flag: load_suite does the cross-field checks itself
 

@@ -59,6 +59,7 @@ class TinyWan:
     spec: TinySpec
     transformer: WanTransformer3DModel
     text_encoder: WorldTextEncoder
+    current_timestep: int = 1000  # set by the sampler at each step, for timestep-aware cache hooks
 
     def save(self, directory: Path) -> None:
         self.transformer.save_pretrained(directory / "transformer")

@@ -142,6 +142,8 @@ SPLITS = {
     "eval": lambda: _split_prompts(train_objects(), seed=11, singles=10, pairs=6),
     "heldout": held_out_prompts,
     "smoke": lambda: _split_prompts(train_objects(), seed=11, singles=3, pairs=1),
+    # The tiny suites' prompt set: held-out seeds and held-out compositions side by side.
+    "benchmark": lambda: SPLITS["eval"]() + SPLITS["heldout"](),
 }
 
 

@@ -1,0 +1,23 @@
+"""Cost metrics. They are measured by the runner while it generates (FLOPs, with
+torch.utils.flop_counter around the real sampling call) or in a timing pass (latency); these
+functions reduce the raw records to leaderboard values."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pare_bench.metrics.registry import register_metric
+
+
+@register_metric("flops", kind="cost", higher_is_better=False, columns=("flops_per_step", "flops_per_video"))
+def flops(video_records: list[dict]) -> dict[str, float]:
+    """Mean executed FLOPs per video and per denoising step (a CFG step counts both branches)."""
+    per_video = np.array([r["flops"] for r in video_records], dtype=np.float64)
+    per_step = per_video / np.array([r["steps"] for r in video_records])
+    return {"flops_per_step": float(per_step.mean()), "flops_per_video": float(per_video.mean())}
+
+
+@register_metric("latency", kind="cost", higher_is_better=False, columns=("latency_p50", "latency_p90"))
+def latency(seconds: list[float]) -> dict[str, float]:
+    """Median and p90 of whole-video generation times (batch 1, after warm-up)."""
+    return {"latency_p50": float(np.percentile(seconds, 50)), "latency_p90": float(np.percentile(seconds, 90))}

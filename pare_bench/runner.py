@@ -1,0 +1,199 @@
+"""`run`: suite -> systems -> work items -> videos + costs -> metrics -> leaderboard and report.
+
+Every work item is keyed by (system, prompt, sample index). Each phase skips what records.jsonl
+already holds, so rerunning the same command after a crash finishes the run without redoing work.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from pare_bench.evaluate import first_frames
+from pare_bench.manifest import build_manifest
+from pare_bench.metrics import get_metric
+from pare_bench.report import write_outputs
+from pare_bench.store import RunDirError, RunStore, video_name
+from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
+from pare_bench.systems import System, build_system
+from pare_bench.world.prompts import parse_prompt
+from pare_bench.world.render import to_uint8
+from pare_bench.zoo import TinyWan, load_tiny
+from pare_core.flops import RuntimeFlopCounter, analytic_flops, fvcore_flops
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    prompt: str
+    index: int  # sample index per prompt
+    seed: int  # suite seed base + index, as VBench and the MLPerf Wan benchmark
+
+    @property
+    def name(self) -> str:
+        return video_name(self.prompt, self.index)
+
+
+def work_items(suite: Suite, prompts: list[str]) -> list[WorkItem]:
+    return [WorkItem(p, i, suite.seed.base + i) for p in prompts for i in range(suite.samples_per_prompt)]
+
+
+def _progress(console: Console) -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=console)
+
+
+def load_model(suite: Suite, suite_path: Path) -> TinyWan:
+    directory = model_directory(suite, suite_path)
+    return load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory)
+
+
+def _generate(system: System, item: WorkItem, count_flops: bool) -> tuple[torch.Tensor, int | None]:
+    """One video at batch 1, with the FLOPs that actually executed (cache hooks skip work) if asked."""
+    first = first_frames(system.model, [item.prompt], [item.seed])
+    if not count_flops:
+        return system.generate([item.prompt], [item.seed], first), None
+    with RuntimeFlopCounter() as counter:
+        video = system.generate([item.prompt], [item.seed], first)
+    return video, counter.total
+
+
+def generate_all(store: RunStore, systems: list[System], items: list[WorkItem], flops_videos: int, console: Console) -> None:
+    """Generate every missing video; the first `flops_videos` items of each system run under the FLOP
+    counter (its per-op dispatch makes a tiny model's sampling about 4x slower on CPU)."""
+    done = {(r["system"], r["name"]) for r in store.records() if r["kind"] == "video"}
+    counted = {item.name for item in items[:flops_videos]}
+    todo = [(s, i) for s in systems for i in items if (s.name, i.name) not in done]
+    with _progress(console) as bar:
+        task = bar.add_task("generate", total=len(todo))
+        for system, item in todo:
+            bar.update(task, description=f"generate {system.name}")
+            video, flops = _generate(system, item, item.name in counted)
+            record = {"kind": "video", "system": system.name, "name": item.name, "prompt": item.prompt,
+                      "index": item.index, "seed": item.seed, "steps": system.sampling.steps}
+            if flops is not None:
+                record["flops"] = flops
+            if not torch.isfinite(video).all():
+                store.append({**record, "failed": "non-finite values in the sample"})
+            else:
+                frames = to_uint8(video)[0].numpy()
+                store.save_frames(system.name, item.name, frames)
+                store.save_video(system.name, item.name, frames)
+                store.append(record)
+            bar.advance(task)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def measure_latency(store: RunStore, systems: list[System], item: WorkItem, warmup: int, repeats: int, console: Console) -> None:
+    """Whole-video latency at batch 1: warm up, then time `repeats` runs with device sync around each."""
+    done = {r["system"] for r in store.records() if r["kind"] == "latency"}
+    todo = [s for s in systems if s.name not in done]
+    with _progress(console) as bar:
+        task = bar.add_task("latency", total=len(todo) * (warmup + repeats))
+        for system in todo:
+            first = first_frames(system.model, [item.prompt], [item.seed])
+            seconds = []
+            for run in range(warmup + repeats):
+                _sync()
+                start = time.perf_counter()
+                system.generate([item.prompt], [item.seed], first)
+                _sync()
+                if run >= warmup:
+                    seconds.append(time.perf_counter() - start)
+                bar.advance(task)
+            store.append({"kind": "latency", "system": system.name, "name": item.name, "seconds": seconds,
+                          "warmup": warmup, "threads": torch.get_num_threads()})
+
+
+def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
+    """Quality metrics of every generated video; each (system, video, metric) is computed once."""
+    records = store.records()
+    done = {(r["system"], r["name"], r["metric"]) for r in records if r["kind"] == "metric"}
+    videos = [r for r in records if r["kind"] == "video" and "failed" not in r]
+    quality = [spec for spec in suite.metrics if get_metric(spec.metric).kind in ("paired", "world")]
+    jobs = [(spec, video) for spec in quality for video in videos
+            if (video["system"], video["name"], spec.metric) not in done and video["system"] != spec.reference]
+    with _progress(console) as bar:
+        task = bar.add_task("metrics", total=len(jobs))
+        for spec, video in jobs:
+            info = get_metric(spec.metric)
+            frames = store.load_frames(video["system"], video["name"])
+            if info.kind == "paired":
+                value = info.compute(frames, store.load_frames(spec.reference, video["name"]))
+            else:
+                value = info.compute(frames, video["prompt"])
+            values = value if isinstance(value, dict) else {spec.metric: value}
+            store.append({"kind": "metric", "system": video["system"], "name": video["name"], "metric": spec.metric,
+                          "reference": spec.reference, "values": values,
+                          "held_out": parse_prompt(video["prompt"]).held_out if info.kind == "world" else None})
+            bar.advance(task)
+
+
+def flops_cross_check(store: RunStore, system: System, item: WorkItem) -> None:
+    """The dense teacher counted three ways: analytic formula, run-time counter, fvcore (x2, MACs)."""
+    if any(r["kind"] == "flops_check" for r in store.records()):
+        return
+    model, world = system.model, system.model.spec.world
+    config = dict(model.transformer.config)
+    text_len = model.spec.text_context
+    image_len = (world.height // 4) * (world.width // 4) if model.spec.task == "i2v" else 0
+    per_forward = analytic_flops(config, world.frames, world.height, world.width, text_len, image_len).total
+    forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
+    runtime = next(r["flops"] for r in store.records() if r["system"] == system.name and "flops" in r)
+    channels = config["in_channels"]
+    inputs = (torch.randn(1, channels, world.frames, world.height, world.width), torch.tensor([500.0]),
+              torch.randn(1, text_len, config["text_dim"]))
+    if image_len:
+        inputs += (torch.randn(1, image_len, config["image_dim"]),)
+    store.append({"kind": "flops_check", "system": system.name, "forwards_per_video": forwards,
+                  "analytic_per_forward": per_forward, "analytic_per_video": per_forward * forwards,
+                  "runtime_per_video": runtime, "fvcore_x2_per_forward": fvcore_flops(model.transformer, inputs)})
+
+
+def run_suite(suite_path: Path, out: Path | None = None, limit: int | None = None, console: Console | None = None) -> Path:
+    console = console or Console(stderr=True)
+    suite = load_suite(suite_path)
+    prompts = resolve_prompts(suite, suite_path)[:limit]
+    store = RunStore(out or Path("runs") / suite.suite)
+    store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
+    teacher = load_model(suite, suite_path)
+    systems = [build_system(spec, suite, teacher) for spec in suite.systems]
+    items = work_items(suite, prompts)
+    flops_spec = next((spec for spec in suite.metrics if spec.metric == "flops"), None)
+    flops_videos = 0 if flops_spec is None else flops_spec.options.get("videos", len(items))
+    generate_all(store, systems, items, flops_videos, console)
+    for spec in suite.metrics:
+        if spec.metric == "latency":
+            options = spec.options
+            measure_latency(store, systems, items[0], options.get("warmup", 1), options.get("repeats", 3), console)
+    compute_metrics(store, suite, console)
+    if flops_spec is not None and any(s.dense for s in systems):
+        flops_cross_check(store, next(s for s in systems if s.dense), items[0])
+    write_outputs(store, suite)
+    console.print(f"run written to {store.root}")
+    return store.root
+
+
+def run_suite_cli(suite_path: Path, out: Path | None, limit: int | None) -> int:
+    """Exit codes: 0 done, 1 some work items failed, 2 bad input (nothing written)."""
+    try:
+        root = run_suite(suite_path, out, limit)
+    except SuiteError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except (RunDirError, FileNotFoundError, NotImplementedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failures = sum(1 for r in RunStore(root).records() if r["kind"] == "video" and "failed" in r)
+    return 1 if failures else 0
+

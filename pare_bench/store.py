@@ -1,0 +1,107 @@
+"""The run directory: manifest, records, frames and videos, all written atomically.
+
+Layout (DESIGN.md "Results"):
+
+    DIR/manifest.json              suite + hash, git sha, versions, hardware, metric conventions
+    DIR/records.jsonl              one line per work item and per metric value
+    DIR/frames/<system>/<prompt>-<index>.npz   uint8 (F, H, W, 3), the exact pixels every metric reads
+    DIR/videos/<system>/<prompt>-<index>.mp4   for viewing and for VBench
+
+A record line is appended only after the files it refers to are in place, so a crash at any point
+leaves either a complete work item or none; a torn last line is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+
+from pare_bench.checkpoint import atomic_write_bytes
+
+VIDEO_FPS = 8
+
+
+class RunDirError(RuntimeError):
+    pass
+
+
+def video_name(prompt: str, index: int) -> str:
+    """VBench's file naming: `{prompt}-{index}`."""
+    return f"{prompt}-{index}"
+
+
+def encode_mp4(frames: np.ndarray, fps: int = VIDEO_FPS) -> bytes:
+    """(F, H, W, 3) uint8 -> H.264 mp4 bytes; one encoder thread so the bytes are reproducible."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "10", "threads": "1"})
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+class RunStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.records_path = self.root / "records.jsonl"
+
+    def prepare(self, manifest: dict) -> None:
+        """Create the directory, or check that an existing one belongs to the same suite."""
+        existing = self.root / "manifest.json"
+        if existing.exists():
+            old = json.loads(existing.read_text())
+            if old["suite_hash"] != manifest["suite_hash"]:
+                raise RunDirError(
+                    f"{self.root} holds a run of a different suite (hash {old['suite_hash']}, now "
+                    f"{manifest['suite_hash']}); pass a new --out, or --fresh to start over"
+                )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(existing, json.dumps(manifest, indent=2, default=str).encode())
+        except OSError as error:
+            raise RunDirError(f"cannot write the run directory {self.root}: {error}") from error
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with open(self.records_path, "a") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def records(self) -> list[dict]:
+        if not self.records_path.exists():
+            return []
+        records = []
+        for line in self.records_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash mid-write; its work item is redone
+        return records
+
+    def frames_path(self, system: str, name: str) -> Path:
+        return self.root / "frames" / system / f"{name}.npz"
+
+    def save_frames(self, system: str, name: str, frames: np.ndarray) -> None:
+        path = self.frames_path(system, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, frames=frames)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    def load_frames(self, system: str, name: str) -> np.ndarray:
+        with np.load(self.frames_path(system, name)) as data:
+            return data["frames"]
+
+    def save_video(self, system: str, name: str, frames: np.ndarray) -> None:
+        path = self.root / "videos" / system / f"{name}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, encode_mp4(frames))

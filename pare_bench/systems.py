@@ -1,0 +1,71 @@
+"""Systems under comparison: the teacher as is, or with one of diffusers' training-free cache hooks.
+
+A system owns its own copy of the model, so hooks attached for one system never leak into another
+and the teacher that the baseline runs stays untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from diffusers import FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, TaylorSeerCacheConfig
+
+from pare_bench.sample import SamplingConfig, sample
+from pare_bench.suite import Suite, SystemSpec
+from pare_bench.zoo import TinyWan
+
+
+def _first_block(model: TinyWan, options: dict) -> FirstBlockCacheConfig:
+    return FirstBlockCacheConfig(**options)
+
+
+def _pyramid_attention_broadcast(model: TinyWan, options: dict) -> PyramidAttentionBroadcastConfig:
+    # Wan's self-attention is joint spatio-temporal, so PAB's "spatial" range is the one that applies.
+    options = {"spatial_attention_block_skip_range": 2, **options}
+    for key in [k for k in options if k.endswith("timestep_skip_range")]:
+        options[key] = tuple(options[key])
+    return PyramidAttentionBroadcastConfig(current_timestep_callback=lambda: model.current_timestep, **options)
+
+
+def _taylorseer(model: TinyWan, options: dict) -> TaylorSeerCacheConfig:
+    # fp32 factors: the default bf16 is a GPU memory saving that only adds error on CPU.
+    return TaylorSeerCacheConfig(**{"taylor_factors_dtype": torch.float32, **options})
+
+
+CACHE_METHODS = {
+    "first_block": _first_block,
+    "pyramid_attention_broadcast": _pyramid_attention_broadcast,
+    "taylorseer": _taylorseer,
+}
+
+
+@dataclass
+class System:
+    name: str
+    model: TinyWan
+    sampling: SamplingConfig
+
+    def generate(self, prompts: list[str], seeds: list[int], first_frames: torch.Tensor | None = None) -> torch.Tensor:
+        return sample(self.model, prompts, seeds, self.sampling, first_frames)
+
+    @property
+    def dense(self) -> bool:
+        """True when every forward runs the whole model, so analytic FLOPs apply exactly."""
+        return not self.model.transformer.is_cache_enabled
+
+
+def build_system(spec: SystemSpec, suite: Suite, teacher: TinyWan) -> System:
+    if spec.recipe is not None:
+        raise NotImplementedError(
+            f"system {spec.name!r}: PARE recipes (pruning, routing, step distillation) are not implemented yet; "
+            "remove `recipe:` or use a cache method"
+        )
+    sampling = SamplingConfig(**suite.sampling_for(spec).model_dump())
+    if spec.cache is None:
+        return System(spec.name, teacher, sampling)
+    model = copy.deepcopy(teacher)
+    (method, options), = spec.cache.items()
+    model.transformer.enable_cache(CACHE_METHODS[method](model, dict(options)))
+    return System(spec.name, model, sampling)
