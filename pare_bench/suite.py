@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from pare_bench.metrics.registry import METRICS, did_you_mean
+from pare_bench.yaml_source import FatalSuiteProblem, Loc, format_loc, locate_problem, read_with_includes
 
 KNOWN_CACHE_METHODS = ("first_block", "pyramid_attention_broadcast", "taylorseer")  # systems.CACHE_METHODS
 WORLD_PREFIX = "world:"
 _LOADING = "pare_bench.suite.loading"  # validation context flag: load_suite does the cross-field checks itself
-
-Loc = tuple  # a YAML path: str keys and int list indices, as pydantic's `loc`
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -130,7 +127,7 @@ class Suite(BaseModel):
             return self
         problems = _cross_problems(self.model_dump())
         if problems:
-            raise ValueError("; ".join(f"{_format_loc(loc)}: {message}" for loc, message in problems))
+            raise ValueError("; ".join(f"{format_loc(loc)}: {message}" for loc, message in problems))
         return self
 
     def system(self, name: str) -> SystemSpec:
@@ -159,146 +156,9 @@ class SuiteError(ValueError):
         super().__init__(f"invalid suite {path} ({count}):\n" + "\n".join(f"  {p}" for p in problems))
 
 
-class _Fatal(Exception):
-    """A problem after which nothing else can be checked (unreadable file, bad YAML, include cycle)."""
-
-
-@dataclass(frozen=True)
-class _Where:
-    file: str
-    line: int  # 1-based
-    column: int  # 1-based
-    kind: str  # "map", "seq" or "scalar": the kind of the value, used when merging includes
-
-
 def _hint(name: str, known) -> str:
     """The "; did you mean 'x'? (known: [...])" suffix of every unknown-name message, so all read alike."""
     return f"{did_you_mean(name, known)} (known: {sorted(known)})"
-
-
-def _format_loc(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _problem(index: dict[Loc, _Where], loc: Loc, message: str) -> tuple[tuple, str]:
-    """A formatted problem and its sort key. Missing keys have no line; their nearest ancestor does."""
-    anchor = loc
-    while anchor and anchor not in index:
-        anchor = anchor[:-1]
-    where = index.get(anchor)
-    prefix = f"{where.file}:{where.line}: " if where else ""
-    path = f"{_format_loc(loc)}: " if loc else ""
-    key = (where.file if where else "", where.line if where else 0, _format_loc(loc))
-    return key, f"{prefix}{path}{message}"
-
-
-# --------------------------------------------------------------------------------------------- reading
-
-
-def _where(node: yaml.Node, file: str, kind_node: yaml.Node) -> _Where:
-    kind = {yaml.MappingNode: "map", yaml.SequenceNode: "seq"}.get(type(kind_node), "scalar")
-    return _Where(file, node.start_mark.line + 1, node.start_mark.column + 1, kind)
-
-
-def _yaml_problem(path: Path, error: yaml.YAMLError) -> str:
-    """Where the parser gave up; that is usually at, or just after, the mistake."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error)
-    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
-    if context and context_mark:
-        context += f" started at line {context_mark.line + 1}, column {context_mark.column + 1}"
-    detail = f"{problem} ({context})" if context else problem
-    if mark is None:
-        return f"{path}: malformed YAML: {detail}"
-    line, column = mark.line + 1, mark.column + 1
-    return f"{path}:{line}:{column}: malformed YAML at line {line}, column {column}: {detail}"
-
-
-def _index_node(node: yaml.Node, file: str, loc: Loc, index: dict[Loc, _Where], problems: list) -> None:
-    """Record where every key and list item starts, so a pydantic `loc` can be turned into a line."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            child = (*loc, key_node.value)
-            if child in index and index[child].file == file:
-                problems.append((child, f"duplicate key {key_node.value!r} (also on line {index[child].line})"))
-            index[child] = _where(key_node, file, value_node)
-            _index_node(value_node, file, child, index, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for position, item in enumerate(node.value):
-            index[(*loc, position)] = _where(item, file, item)
-            _index_node(item, file, (*loc, position), index, problems)
-
-
-def _parse(path: Path) -> tuple[Any, dict[Loc, _Where], list]:
-    """One file's data, its location index and its duplicate-key problems; YAML errors are fatal."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise _Fatal(f"{path}: cannot read suite file: {error}") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        raise _Fatal(_yaml_problem(path, error)) from None
-    index: dict[Loc, _Where] = {}
-    problems: list = []
-    if root is not None:
-        index[()] = _where(root, str(path), root)
-        _index_node(root, str(path), (), index, problems)
-    return data, index, problems
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    """`over` wins; mappings merge key by key, lists and scalars are replaced whole."""
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _merge_index(base: dict[Loc, _Where], over: dict[Loc, _Where]) -> dict[Loc, _Where]:
-    """Locations after `_deep_merge`: a replaced value takes its whole subtree's lines with it."""
-    replaced = [loc for loc, w in over.items() if w.kind != "map" or base.get(loc, w).kind != "map"]
-    merged = {
-        loc: where for loc, where in base.items() if not any(len(loc) > len(r) and loc[: len(r)] == r for r in replaced)
-    }
-    merged.update(over)
-    return merged
-
-
-def _read(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, dict[Loc, _Where], list]:
-    """A suite file with its includes resolved; cycles and missing includes are fatal."""
-    data, index, problems = _parse(path)
-    if data is None:
-        raise _Fatal(f"{path}: the suite file is empty; expected a mapping of suite keys")
-    if not isinstance(data, dict):
-        where = index[()]
-        raise _Fatal(
-            f"{where.file}:{where.line}: the top level must be a mapping of suite keys, got a {type(data).__name__}"
-        )
-    if "include" not in data:
-        return data, index, problems
-    include = data.pop("include")
-    where = index[("include",)]
-    if not isinstance(include, str) or not include:
-        raise _Fatal(f"{where.file}:{where.line}: include: expected a file path, got {include!r}")
-    target = path.parent / include
-    chain = (*chain, path)
-    if target.resolve() in {p.resolve() for p in chain}:
-        cycle = " -> ".join(str(p) for p in (*chain, target))
-        raise _Fatal(f"{where.file}:{where.line}: include: include cycle: {cycle}")
-    if not target.is_file():
-        raise _Fatal(f"{where.file}:{where.line}: include: included file not found: {target}")
-    base, base_index, base_problems = _read(target, chain)
-    return _deep_merge(base, data), _merge_index(base_index, index), base_problems + problems
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -451,8 +311,8 @@ def load_suite(path: Path, known_metrics: set[str] | None = None) -> Suite:
     """
     path = Path(path)
     try:
-        data, index, raw = _read(path)
-    except _Fatal as fatal:
+        data, index, raw = read_with_includes(path)
+    except FatalSuiteProblem as fatal:
         raise SuiteError(path, [str(fatal)]) from None
     known = _known_metrics() if known_metrics is None else set(known_metrics)
     problems = list(raw)
@@ -466,7 +326,7 @@ def load_suite(path: Path, known_metrics: set[str] | None = None) -> Suite:
     problems += _model_problems(data, path.parent)
     problems += _prompt_problems(data, path.parent)
     if problems:
-        formatted = sorted(_problem(index, loc, message) for loc, message in problems)
+        formatted = sorted(locate_problem(index, loc, message) for loc, message in problems)
         raise SuiteError(path, [line for _, line in formatted])
     return suite
 
