@@ -31,7 +31,19 @@ def _eval_teacher(args) -> int:
 def _run(args) -> int:
     from pare_bench.runner import run_suite_cli
 
-    return run_suite_cli(args.suite, out=args.out, limit=args.limit)
+    return run_suite_cli(args.suite, out=args.out, limit=args.limit, fresh=args.fresh)
+
+
+def _report(args) -> int:
+    from pare_bench.report import write_outputs
+    from pare_bench.store import RunStore
+
+    if not (args.run_dir / "manifest.json").is_file():
+        print(f"error: {args.run_dir} is not a run directory (no manifest.json)", file=sys.stderr)
+        return 2
+    write_outputs(RunStore(args.run_dir))
+    print(f"leaderboard.csv, report.md and plots/ rebuilt in {args.run_dir}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", type=Path)
     run.add_argument("--out", type=Path, default=None, help="run directory (default runs/<suite name>)")
     run.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
+    run.add_argument("--fresh", action="store_true", help="delete an earlier run in --out and start over")
     run.set_defaults(func=_run)
+
+    report = sub.add_parser("report", help="rebuild leaderboard.csv, report.md and plots from a run's records")
+    report.add_argument("run_dir", type=Path)
+    report.set_defaults(func=_report)
 
     train = sub.add_parser("train-teacher", help="train a tiny Wan teacher on the tiny world")
     train.add_argument("model", choices=sorted(TINY_MODELS))

@@ -35,8 +35,12 @@ def git_state() -> dict:
 
 
 def hardware() -> dict:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name(0)
     return info
@@ -51,6 +55,9 @@ def build_manifest(suite: Suite, suite_path: Path, digest: str, prompts: list[st
         "git": git_state(),
         "versions": {package: _version(package) for package in PACKAGES},
         "hardware": hardware(),
-        "conventions": {**CONVENTIONS, "flops": "multiply-add = 2 FLOPs; per step counts both CFG branches",
-                        "latency": "whole video, batch 1, after warm-up, seconds"},
+        "conventions": {
+            **CONVENTIONS,
+            "flops": "multiply-add = 2 FLOPs; per step counts both CFG branches",
+            "latency": "whole video, batch 1, after warm-up, seconds",
+        },
     }

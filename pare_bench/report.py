@@ -15,7 +15,27 @@ from pare_bench.metrics import get_metric  # noqa: E402
 from pare_bench.store import RunStore  # noqa: E402
 from pare_bench.world.detect import WORLD_METRICS  # noqa: E402
 
-QUALITY = ("psnr", "ssim", *WORLD_METRICS)
+WORLD_COLUMNS = (*WORLD_METRICS, "shape_accuracy")
+COLUMN_ORDER = (
+    "videos",
+    "failures",
+    "psnr",
+    "ssim",
+    *WORLD_COLUMNS,
+    *(f"{m}_heldout" for m in WORLD_COLUMNS),
+    "flops_videos",
+    "flops_per_step",
+    "flops_per_video",
+    "latency_p50",
+    "latency_p90",
+    "speedup",
+)
+
+
+def _ordered(table: pd.DataFrame) -> pd.DataFrame:
+    """Quality, then held-out quality, then cost; columns this module does not know go last."""
+    known = [c for c in COLUMN_ORDER if c in table]
+    return table[known + [c for c in table if c not in known]]
 
 
 def _reference(manifest: dict) -> str:
@@ -31,7 +51,10 @@ def _metric_columns(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for record in metrics.itertuples():
         suffix = "_heldout" if record.held_out is True else ""
-        rows += [{"system": record.system, "column": f"{name}{suffix}", "value": value} for name, value in record.values.items()]
+        rows += [
+            {"system": record.system, "column": f"{name}{suffix}", "value": value}
+            for name, value in record.values.items()
+        ]
     return pd.DataFrame(rows).pivot_table(index="system", columns="column", values="value", aggfunc="mean")
 
 
@@ -55,20 +78,24 @@ def summarize(records: list[dict], manifest: dict) -> pd.DataFrame:
                 table.loc[system, key] = value
     if "latency_p50" in table:
         table["speedup"] = table.loc[_reference(manifest), "latency_p50"] / table["latency_p50"]
-    return table
+    return _ordered(table)
 
 
 def _flops_check_table(records: list[dict]) -> str:
     checks = [r for r in records if r["kind"] == "flops_check"]
     if not checks:
         return "No FLOPs cross-check in this run (no `flops` metric or no dense system).\n"
-    lines = ["| system | analytic / video | runtime / video | runtime vs analytic | analytic / forward | fvcore x2 / forward | fvcore vs analytic |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| system | analytic / video | runtime / video | runtime vs analytic "
+        "| analytic / forward | fvcore x2 / forward | fvcore vs analytic |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in checks:
         fv = c["fvcore_x2_per_forward"]  # fvcore counts a multiply-add as one flop; pare_core doubles it
         lines.append(
             f"| {c['system']} | {c['analytic_per_video']:.4e} | {c['runtime_per_video']:.4e} | "
-            f"{c['runtime_per_video'] / c['analytic_per_video'] - 1:+.4%} | {c['analytic_per_forward']:.4e} | {fv:.4e} | "
+            f"{c['runtime_per_video'] / c['analytic_per_video'] - 1:+.4%} | "
+            f"{c['analytic_per_forward']:.4e} | {fv:.4e} | "
             f"{fv / c['analytic_per_forward'] - 1:+.4%} |"
         )
     return "\n".join(lines) + "\n"
@@ -93,28 +120,32 @@ def plot_quality_vs_flops(table: pd.DataFrame, path: Path) -> None:
 
 def _report(table: pd.DataFrame, records: list[dict], manifest: dict) -> str:
     suite, git = manifest["suite"], manifest["git"]
-    return "\n".join([
-        f"# {suite['suite']}: {suite['model']} ({suite['task']})",
-        "",
-        f"- suite hash `{manifest['suite_hash']}`, git `{git['sha']}`{' (dirty)' if git['dirty'] else ''}",
-        f"- hardware: {manifest['hardware']}",
-        f"- {len(manifest['prompts'])} prompts x {suite['samples_per_prompt']} samples, seeds {suite['seed']['base']} + index, "
-        f"sampling {suite['sampling']}",
-        "",
-        "## Leaderboard",
-        "",
-        table.to_markdown(floatfmt=".4g"),
-        "",
-        f"World scores are held-in compositions; `_heldout` columns are compositions never trained on. "
-        f"PSNR/SSIM compare each video with `{_reference(manifest)}` for the same prompt and seed. "
-        "Latency is seconds per whole video at batch 1; speedup is the reference's median over the system's, same run.",
-        "",
-        "## FLOPs cross-check",
-        "",
-        _flops_check_table(records),
-        "![quality vs FLOPs](plots/quality_vs_flops.png)",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {suite['suite']}: {suite['model']} ({suite['task']})",
+            "",
+            f"- suite hash `{manifest['suite_hash']}`, git `{git['sha']}`{' (dirty)' if git['dirty'] else ''}",
+            f"- hardware: {manifest['hardware']}",
+            f"- {len(manifest['prompts'])} prompts x {suite['samples_per_prompt']} samples, "
+            f"seeds {suite['seed']['base']} + index, "
+            f"sampling {suite['sampling']}",
+            "",
+            "## Leaderboard",
+            "",
+            table.T.to_markdown(floatfmt=".4g"),  # systems as columns: the metric list is long
+            "",
+            f"World scores are held-in compositions; `_heldout` columns are compositions never trained on. "
+            f"PSNR/SSIM compare each video with `{_reference(manifest)}` for the same prompt and seed. "
+            "Latency is seconds per whole video at batch 1; "
+            "speedup is the reference's median over the system's, same run.",
+            "",
+            "## FLOPs cross-check",
+            "",
+            _flops_check_table(records),
+            "![quality vs FLOPs](plots/quality_vs_flops.png)",
+            "",
+        ]
+    )
 
 
 def write_outputs(store: RunStore, suite=None) -> pd.DataFrame:

@@ -6,12 +6,12 @@ already holds, so rerunning the same command after a crash finishes the run with
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -45,7 +45,13 @@ def work_items(suite: Suite, prompts: list[str]) -> list[WorkItem]:
 
 
 def _progress(console: Console) -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     return Progress(*columns, console=console)
 
 
@@ -64,7 +70,9 @@ def _generate(system: System, item: WorkItem, count_flops: bool) -> tuple[torch.
     return video, counter.total
 
 
-def generate_all(store: RunStore, systems: list[System], items: list[WorkItem], flops_videos: int, console: Console) -> None:
+def generate_all(
+    store: RunStore, systems: list[System], items: list[WorkItem], flops_videos: int, console: Console
+) -> None:
     """Generate every missing video; the first `flops_videos` items of each system run under the FLOP
     counter (its per-op dispatch makes a tiny model's sampling about 4x slower on CPU)."""
     done = {(r["system"], r["name"]) for r in store.records() if r["kind"] == "video"}
@@ -75,8 +83,15 @@ def generate_all(store: RunStore, systems: list[System], items: list[WorkItem], 
         for system, item in todo:
             bar.update(task, description=f"generate {system.name}")
             video, flops = _generate(system, item, item.name in counted)
-            record = {"kind": "video", "system": system.name, "name": item.name, "prompt": item.prompt,
-                      "index": item.index, "seed": item.seed, "steps": system.sampling.steps}
+            record = {
+                "kind": "video",
+                "system": system.name,
+                "name": item.name,
+                "prompt": item.prompt,
+                "index": item.index,
+                "seed": item.seed,
+                "steps": system.sampling.steps,
+            }
             if flops is not None:
                 record["flops"] = flops
             if not torch.isfinite(video).all():
@@ -94,7 +109,9 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def measure_latency(store: RunStore, systems: list[System], item: WorkItem, warmup: int, repeats: int, console: Console) -> None:
+def measure_latency(
+    store: RunStore, systems: list[System], item: WorkItem, warmup: int, repeats: int, console: Console
+) -> None:
     """Whole-video latency at batch 1: warm up, then time `repeats` runs with device sync around each."""
     done = {r["system"] for r in store.records() if r["kind"] == "latency"}
     todo = [s for s in systems if s.name not in done]
@@ -111,8 +128,16 @@ def measure_latency(store: RunStore, systems: list[System], item: WorkItem, warm
                 if run >= warmup:
                     seconds.append(time.perf_counter() - start)
                 bar.advance(task)
-            store.append({"kind": "latency", "system": system.name, "name": item.name, "seconds": seconds,
-                          "warmup": warmup, "threads": torch.get_num_threads()})
+            store.append(
+                {
+                    "kind": "latency",
+                    "system": system.name,
+                    "name": item.name,
+                    "seconds": seconds,
+                    "warmup": warmup,
+                    "threads": torch.get_num_threads(),
+                }
+            )
 
 
 def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
@@ -121,8 +146,16 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
     done = {(r["system"], r["name"], r["metric"]) for r in records if r["kind"] == "metric"}
     videos = [r for r in records if r["kind"] == "video" and "failed" not in r]
     quality = [spec for spec in suite.metrics if get_metric(spec.metric).kind in ("paired", "world")]
-    jobs = [(spec, video) for spec in quality for video in videos
-            if (video["system"], video["name"], spec.metric) not in done and video["system"] != spec.reference]
+    generated = {(video["system"], video["name"]) for video in videos}
+    # A paired metric needs its reference video; a failed reference leaves the pair unscored.
+    jobs = [
+        (spec, video)
+        for spec in quality
+        for video in videos
+        if (video["system"], video["name"], spec.metric) not in done
+        and video["system"] != spec.reference
+        and (spec.reference is None or (spec.reference, video["name"]) in generated)
+    ]
     with _progress(console) as bar:
         task = bar.add_task("metrics", total=len(jobs))
         for spec, video in jobs:
@@ -133,9 +166,17 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
             else:
                 value = info.compute(frames, video["prompt"])
             values = value if isinstance(value, dict) else {spec.metric: value}
-            store.append({"kind": "metric", "system": video["system"], "name": video["name"], "metric": spec.metric,
-                          "reference": spec.reference, "values": values,
-                          "held_out": parse_prompt(video["prompt"]).held_out if info.kind == "world" else None})
+            store.append(
+                {
+                    "kind": "metric",
+                    "system": video["system"],
+                    "name": video["name"],
+                    "metric": spec.metric,
+                    "reference": spec.reference,
+                    "values": values,
+                    "held_out": parse_prompt(video["prompt"]).held_out if info.kind == "world" else None,
+                }
+            )
             bar.advance(task)
 
 
@@ -151,20 +192,48 @@ def flops_cross_check(store: RunStore, system: System, item: WorkItem) -> None:
     forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
     runtime = next(r["flops"] for r in store.records() if r["system"] == system.name and "flops" in r)
     channels = config["in_channels"]
-    inputs = (torch.randn(1, channels, world.frames, world.height, world.width), torch.tensor([500.0]),
-              torch.randn(1, text_len, config["text_dim"]))
+    inputs = (
+        torch.randn(1, channels, world.frames, world.height, world.width),
+        torch.tensor([500.0]),
+        torch.randn(1, text_len, config["text_dim"]),
+    )
     if image_len:
         inputs += (torch.randn(1, image_len, config["image_dim"]),)
-    store.append({"kind": "flops_check", "system": system.name, "forwards_per_video": forwards,
-                  "analytic_per_forward": per_forward, "analytic_per_video": per_forward * forwards,
-                  "runtime_per_video": runtime, "fvcore_x2_per_forward": fvcore_flops(model.transformer, inputs)})
+    store.append(
+        {
+            "kind": "flops_check",
+            "system": system.name,
+            "forwards_per_video": forwards,
+            "analytic_per_forward": per_forward,
+            "analytic_per_video": per_forward * forwards,
+            "runtime_per_video": runtime,
+            "fvcore_x2_per_forward": fvcore_flops(model.transformer, inputs),
+        }
+    )
 
 
-def run_suite(suite_path: Path, out: Path | None = None, limit: int | None = None, console: Console | None = None) -> Path:
+def _clear_run_dir(root: Path) -> None:
+    """--fresh: remove an earlier run, but only a directory that is one (it has a manifest)."""
+    if not root.exists():
+        return
+    if not (root / "manifest.json").is_file():
+        raise RunDirError(f"--fresh refuses to delete {root}: it is not a run directory (no manifest.json)")
+    shutil.rmtree(root)
+
+
+def run_suite(
+    suite_path: Path,
+    out: Path | None = None,
+    limit: int | None = None,
+    console: Console | None = None,
+    fresh: bool = False,
+) -> Path:
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
     prompts = resolve_prompts(suite, suite_path)[:limit]
     store = RunStore(out or Path("runs") / suite.suite)
+    if fresh:
+        _clear_run_dir(store.root)
     store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
     teacher = load_model(suite, suite_path)
     systems = [build_system(spec, suite, teacher) for spec in suite.systems]
@@ -184,10 +253,10 @@ def run_suite(suite_path: Path, out: Path | None = None, limit: int | None = Non
     return store.root
 
 
-def run_suite_cli(suite_path: Path, out: Path | None, limit: int | None) -> int:
+def run_suite_cli(suite_path: Path, out: Path | None, limit: int | None, fresh: bool = False) -> int:
     """Exit codes: 0 done, 1 some work items failed, 2 bad input (nothing written)."""
     try:
-        root = run_suite(suite_path, out, limit)
+        root = run_suite(suite_path, out, limit, fresh=fresh)
     except SuiteError as error:
         print(error, file=sys.stderr)
         return 2
@@ -196,4 +265,3 @@ def run_suite_cli(suite_path: Path, out: Path | None, limit: int | None) -> int:
         return 2
     failures = sum(1 for r in RunStore(root).records() if r["kind"] == "video" and "failed" in r)
     return 1 if failures else 0
-

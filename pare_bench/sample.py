@@ -85,7 +85,9 @@ def sample(
     for step, t in enumerate(scheduler.timesteps):
         model.current_timestep = int(t)  # read by timestep-aware cache hooks (PyramidAttentionBroadcast)
         where = {"step_index": step, "num_inference_steps": config.steps, "timestep": t}
-        velocity = _velocity(model, latents, t.expand(len(seeds)), context, image_kwargs, condition, config.guidance, where)
+        velocity = _velocity(
+            model, latents, t.expand(len(seeds)), context, image_kwargs, condition, config.guidance, where
+        )
         latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
     model.transformer._reset_stateful_cache()
     return ((latents.clamp(-1, 1) + 1) / 2).cpu()

@@ -66,6 +66,6 @@ def build_system(spec: SystemSpec, suite: Suite, teacher: TinyWan) -> System:
     if spec.cache is None:
         return System(spec.name, teacher, sampling)
     model = copy.deepcopy(teacher)
-    (method, options), = spec.cache.items()
+    ((method, options),) = spec.cache.items()
     model.transformer.enable_cache(CACHE_METHODS[method](model, dict(options)))
     return System(spec.name, model, sampling)

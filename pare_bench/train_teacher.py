@@ -39,7 +39,7 @@ class TeacherRecipe:
     prompt_dropout: float = 0.1  # share of null prompts, for CFG
     two_object_prob: float = 0.4  # share of two-object prompts
     time_shift: float = 3.0  # shift of the logit-normal timestep draw towards high noise
-    eval_every: int = 500  # steps between EMA evaluations on held-out seeds
+    eval_every: int = 500  # steps between EMA evaluations on held-out seeds (0: never)
     checkpoint_every: int = 250
     seed: int = 0
 
@@ -141,7 +141,7 @@ def train_teacher(
             step += 1
             bar.update(task, completed=step, loss=loss.item())
             record = {"step": step, "loss": loss.item(), "lr": lr, "seconds": time.monotonic() - started}
-            if step % recipe.eval_every == 0 or step == recipe.steps:
+            if recipe.eval_every and step % recipe.eval_every == 0:
                 record["eval"] = evaluate(ema, "eval")
                 bar.console.print(f"step {step} eval {json.dumps({k: round(v, 3) for k, v in record['eval'].items()})}")
             log.write(json.dumps(record) + "\n")
