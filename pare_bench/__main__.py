@@ -46,6 +46,23 @@ def _report(args) -> int:
     return 0
 
 
+def _bench_width(args) -> int:
+    from pare_bench.width import bench_width, print_bench
+
+    print_bench(bench_width(args.model, args.ratio, repeats=args.repeats), args.json)
+    return 0
+
+
+def _profile_heads(args) -> int:
+    from pare_bench.width import profile_model
+    from pare_bench.zoo import load_tiny
+
+    profile = profile_model(load_tiny(args.model, args.weights), videos=args.videos)
+    profile.save(args.out)
+    print(f"head profile written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pare_bench", description="PARE benchmark harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("lr", "ema", "time_shift", "two_object_prob"):
         train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
     train.set_defaults(func=_train_teacher)
+
+    bench = sub.add_parser("bench-width", help="FLOPs and latency of a head-pruned teacher vs the teacher")
+    bench.add_argument("model", choices=sorted(TINY_MODELS))
+    bench.add_argument("--ratio", type=float, default=0.5, help="share of self-attention heads removed")
+    bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument("--json", type=Path, default=None, help="also write the raw result here")
+    bench.set_defaults(func=_bench_width)
+
+    profile = sub.add_parser("profile-heads", help="temporal role, importance and magnitude of every head")
+    profile.add_argument("model", choices=sorted(TINY_MODELS))
+    profile.add_argument("--weights", type=Path, default=None)
+    profile.add_argument("--videos", type=int, default=8, help="calibration videos (each at 5 noise levels)")
+    profile.add_argument("--out", type=Path, required=True)
+    profile.set_defaults(func=_profile_heads)
 
     evaluate = sub.add_parser("eval-teacher", help="world scores of a teacher on held-out seeds and compositions")
     evaluate.add_argument("model", choices=sorted(TINY_MODELS))

@@ -29,9 +29,15 @@ def _pyramid_attention_broadcast(model: TinyWan, options: dict) -> PyramidAttent
     return PyramidAttentionBroadcastConfig(current_timestep_callback=lambda: model.current_timestep, **options)
 
 
+# diffusers' default TaylorSeer patterns ("^blocks.*attn", fullmatch) match no Wan module ("blocks.0.attn1"),
+# so on Wan the default config is a silent no-op; name Wan's attention and FFN modules explicitly.
+_WAN_TAYLORSEER_MODULES = [r"^blocks\.\d+\.(attn1|attn2|ffn)$"]
+
+
 def _taylorseer(model: TinyWan, options: dict) -> TaylorSeerCacheConfig:
     # fp32 factors: the default bf16 is a GPU memory saving that only adds error on CPU.
-    return TaylorSeerCacheConfig(**{"taylor_factors_dtype": torch.float32, **options})
+    defaults = {"taylor_factors_dtype": torch.float32, "cache_identifiers": _WAN_TAYLORSEER_MODULES}
+    return TaylorSeerCacheConfig(**{**defaults, **options})
 
 
 CACHE_METHODS = {

@@ -103,6 +103,20 @@ def load_tiny(name: str, directory: Path | None = None) -> TinyWan:
             f"weights for {name} not found: {', '.join(missing)}. "
             f"Train them with `python -m pare_bench train-teacher {name}` or pass the directory that holds them."
         )
-    transformer = WanTransformer3DModel.from_pretrained(directory / "transformer").eval()
-    text_encoder = WorldTextEncoder.from_pretrained(directory / "text_encoder").eval()
+    transformer = _owned(WanTransformer3DModel.from_pretrained(directory / "transformer").eval())
+    text_encoder = _owned(WorldTextEncoder.from_pretrained(directory / "text_encoder").eval())
     return TinyWan(name, spec, transformer, text_encoder)
+
+
+@torch.no_grad()
+def _owned(module: torch.nn.Module) -> torch.nn.Module:
+    """Copy parameters out of the safetensors mapping into fresh, aligned memory.
+
+    Tensors read from a safetensors file sit at the file's byte offsets (here 40 mod 64), and CPU
+    kernels pick different code paths for unaligned data: the same weights then give outputs that
+    differ by ~2e-6 from a model built in memory. Owned copies make a loaded model compute exactly
+    like one rebuilt from its state dict (a pruned keep-all copy, a deepcopy, a distilled student).
+    """
+    for parameter in module.parameters():
+        parameter.data = parameter.data.clone()
+    return module

@@ -3,6 +3,7 @@ import torch
 
 from pare_bench.suite import KNOWN_CACHE_METHODS, Suite
 from pare_bench.systems import CACHE_METHODS, build_system
+from pare_core.flops import RuntimeFlopCounter
 
 SUITE = dict(
     suite="t",
@@ -29,9 +30,12 @@ def test_cache_systems_change_the_output_and_leave_the_teacher_alone(method, tin
     suite = Suite(**{**SUITE, "systems": [{"name": "baseline"}, {"name": "c", "cache": {method: CACHES[method]}}]})
     baseline, cached = (build_system(spec, suite, tiny_t2v) for spec in suite.systems)
     prompt, seed = ["a red circle moving left"], [3]
-    dense = baseline.generate(prompt, seed)
+    with RuntimeFlopCounter() as dense_flops:
+        dense = baseline.generate(prompt, seed)
     assert cached.dense is False and baseline.dense is True
-    assert not torch.equal(cached.generate(prompt, seed), dense)
+    with RuntimeFlopCounter() as cached_flops:
+        assert not torch.equal(cached.generate(prompt, seed), dense)
+    assert cached_flops.total < dense_flops.total  # the hook really skipped work
     assert torch.equal(baseline.generate(prompt, seed), dense)  # no hook leaked into the teacher
     assert not tiny_t2v.transformer.is_cache_enabled
 
