@@ -31,7 +31,7 @@ def _eval_teacher(args) -> int:
 def _run(args) -> int:
     from pare_bench.runner import run_suite_cli
 
-    return run_suite_cli(args.suite, out=args.out, limit=args.limit, fresh=args.fresh)
+    return run_suite_cli(args.suite, out=args.out, limit=args.limit, fresh=args.fresh, retrain=args.retrain)
 
 
 def _report(args) -> int:
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="run directory (default runs/<suite name>)")
     run.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
     run.add_argument("--fresh", action="store_true", help="delete an earlier run in --out and start over")
+    run.add_argument("--retrain", action="store_true", help="rebuild recipe artifacts instead of loading them")
     run.set_defaults(func=_run)
 
     report = sub.add_parser("report", help="rebuild leaderboard.csv, report.md and plots from a run's records")

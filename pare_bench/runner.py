@@ -188,7 +188,8 @@ def flops_cross_check(store: RunStore, system: System, item: WorkItem) -> None:
     config = dict(model.transformer.config)
     text_len = model.spec.text_context
     image_len = (world.height // 4) * (world.width // 4) if model.spec.task == "i2v" else 0
-    per_forward = analytic_flops(config, world.frames, world.height, world.width, text_len, image_len).total
+    heads = config.get("heads_per_block")
+    per_forward = analytic_flops(config, world.frames, world.height, world.width, text_len, image_len, heads).total
     forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
     runtime = next(r["flops"] for r in store.records() if r["system"] == system.name and "flops" in r)
     channels = config["in_channels"]
@@ -227,6 +228,7 @@ def run_suite(
     limit: int | None = None,
     console: Console | None = None,
     fresh: bool = False,
+    retrain: bool = False,
 ) -> Path:
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
@@ -236,7 +238,7 @@ def run_suite(
         _clear_run_dir(store.root)
     store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
     teacher = load_model(suite, suite_path)
-    systems = [build_system(spec, suite, teacher) for spec in suite.systems]
+    systems = [build_system(spec, suite, teacher, retrain=retrain) for spec in suite.systems]
     items = work_items(suite, prompts)
     flops_spec = next((spec for spec in suite.metrics if spec.metric == "flops"), None)
     flops_videos = 0 if flops_spec is None else flops_spec.options.get("videos", len(items))
@@ -253,10 +255,12 @@ def run_suite(
     return store.root
 
 
-def run_suite_cli(suite_path: Path, out: Path | None, limit: int | None, fresh: bool = False) -> int:
+def run_suite_cli(
+    suite_path: Path, out: Path | None, limit: int | None, fresh: bool = False, retrain: bool = False
+) -> int:
     """Exit codes: 0 done, 1 some work items failed, 2 bad input (nothing written)."""
     try:
-        root = run_suite(suite_path, out, limit, fresh=fresh)
+        root = run_suite(suite_path, out, limit, fresh=fresh, retrain=retrain)
     except SuiteError as error:
         print(error, file=sys.stderr)
         return 2

@@ -61,12 +61,34 @@ class Seed(BaseModel):
     base: int = Field(0, ge=0)  # sample i of a prompt uses seed base + i
 
 
+WIDTH_SCORES = ("temporal_aware", "importance", "magnitude", "random", "uniform")  # pare_core.heads.SCORES
+
+
+class WidthRecipe(BaseModel):
+    """PARE width: remove `ratio` of the teacher's self-attention heads, then recover by distillation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ratio: float = Field(ge=0.0, lt=1.0)  # share of self-attention heads removed
+    score: Literal["temporal_aware", "importance", "magnitude", "random", "uniform"] = "temporal_aware"
+    temporal_weight: float = Field(1.0, ge=0.0)  # temporal_aware: weight of the temporal score
+    recovery_steps: int = Field(200, ge=0)  # stage-1 distillation steps (0: prune only)
+    norm_correction: bool = True  # fold the calibrated q/k RMS shift into the kept norm weights
+    seed: int = Field(0, ge=0)  # seeds the random score and the recovery data
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: WidthRecipe | None = None
+
+
 class SystemSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     cache: dict[str, dict[str, Any]] | None = None  # {method: options}, exactly one method
-    recipe: dict[str, Any] | None = None
+    recipe: Recipe | None = None
     sampling: SamplingOverride | None = None
 
     @field_validator("cache")
@@ -275,6 +297,8 @@ def _allowed_keys(loc: Loc) -> list[str]:
         ("sampling",): Sampling,
         ("systems",): SystemSpec,
         ("systems", "sampling"): SamplingOverride,
+        ("systems", "recipe"): Recipe,
+        ("systems", "recipe", "width"): WidthRecipe,
     }
     model = models.get(tuple(part for part in loc if isinstance(part, str)))
     keys = list(model.model_fields) if model else []

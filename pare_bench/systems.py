@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, TaylorSeerCacheConfig
@@ -62,16 +63,20 @@ class System:
         return not self.model.transformer.is_cache_enabled
 
 
-def build_system(spec: SystemSpec, suite: Suite, teacher: TinyWan) -> System:
-    if spec.recipe is not None:
-        raise NotImplementedError(
-            f"system {spec.name!r}: PARE recipes (pruning, routing, step distillation) are not implemented yet; "
-            "remove `recipe:` or use a cache method"
-        )
+def build_system(
+    spec: SystemSpec, suite: Suite, teacher: TinyWan, artifacts: Path | None = None, retrain: bool = False
+) -> System:
+    """The system's model: the teacher, or the student its recipe trains (cached), plus its cache hook."""
     sampling = SamplingConfig(**suite.sampling_for(spec).model_dump())
+    model = teacher
+    if spec.recipe is not None and spec.recipe.width is not None:
+        from pare_bench.recipes import ARTIFACTS_DIR, width_student
+
+        student = width_student(teacher, spec.recipe.width, artifacts or ARTIFACTS_DIR, retrain)
+        model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
     if spec.cache is None:
-        return System(spec.name, teacher, sampling)
-    model = copy.deepcopy(teacher)
+        return System(spec.name, model, sampling)
+    model = copy.deepcopy(model)
     ((method, options),) = spec.cache.items()
     model.transformer.enable_cache(CACHE_METHODS[method](model, dict(options)))
     return System(spec.name, model, sampling)

@@ -103,13 +103,13 @@ def load_tiny(name: str, directory: Path | None = None) -> TinyWan:
             f"weights for {name} not found: {', '.join(missing)}. "
             f"Train them with `python -m pare_bench train-teacher {name}` or pass the directory that holds them."
         )
-    transformer = _owned(WanTransformer3DModel.from_pretrained(directory / "transformer").eval())
-    text_encoder = _owned(WorldTextEncoder.from_pretrained(directory / "text_encoder").eval())
+    transformer = owned(WanTransformer3DModel.from_pretrained(directory / "transformer").eval())
+    text_encoder = owned(WorldTextEncoder.from_pretrained(directory / "text_encoder").eval())
     return TinyWan(name, spec, transformer, text_encoder)
 
 
 @torch.no_grad()
-def _owned(module: torch.nn.Module) -> torch.nn.Module:
+def owned(module: torch.nn.Module) -> torch.nn.Module:
     """Copy parameters out of the safetensors mapping into fresh, aligned memory.
 
     Tensors read from a safetensors file sit at the file's byte offsets (here 40 mod 64), and CPU

@@ -40,7 +40,20 @@ def test_cache_systems_change_the_output_and_leave_the_teacher_alone(method, tin
     assert not tiny_t2v.transformer.is_cache_enabled
 
 
-def test_recipe_systems_are_refused_clearly(tiny_t2v):
-    suite = Suite(**{**SUITE, "systems": [{"name": "pare", "recipe": {"width": {"ratio": 0.5}}}]})
-    with pytest.raises(NotImplementedError, match="recipe"):
-        build_system(suite.systems[0], suite, tiny_t2v)
+@pytest.mark.slow
+def test_width_recipe_builds_caches_and_reloads_a_pruned_student(tiny_t2v, tmp_path, monkeypatch):
+    import pare_bench.recipes as recipes
+    from pare_core.heads import HeadProfile
+
+    # a stand-in profile keeps the test fast; profile_heads itself is tested in tests/pare_core
+    profile = HeadProfile(*([[float(h + b) for h in range(8)] for b in range(8)] for _ in range(4)), frames=8)
+    monkeypatch.setattr(recipes, "profile_model", lambda teacher: profile)
+    width = {"ratio": 0.5, "score": "magnitude", "recovery_steps": 2}
+    suite = Suite(**{**SUITE, "systems": [{"name": "pare-width", "recipe": {"width": width}}]})
+    system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
+    assert sum(system.model.transformer.config.heads_per_block) == 32
+    (directory,) = (tmp_path / "tiny-wan-t2v").glob("width-*")
+    assert len((directory / "recovery_log.jsonl").read_text().splitlines()) == 2
+    again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # from the cache, no training
+    prompt, seed = ["a red circle moving left"], [3]
+    assert torch.equal(again.generate(prompt, seed), system.generate(prompt, seed))

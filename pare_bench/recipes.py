@@ -1,0 +1,150 @@
+"""Trained systems built from suite recipes, cached on disk under their recipe hash.
+
+A width recipe: profile the teacher's heads (cached per teacher), plan which heads go, prune
+(`pare_core.prune`), then recover with stage-1 distillation (`pare_core.distill`) on tiny-world data.
+The student lands in `ARTIFACTS_DIR/<teacher>/width-<hash>/transformer` with the recipe and its loss
+log beside it; a later run loads it instead of training. Recovery checkpoints resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pare_bench.checkpoint import CorruptCheckpointError, atomic_write_bytes
+from pare_bench.suite import WidthRecipe
+from pare_bench.train_teacher import TeacherRecipe, shifted_timesteps, training_batch
+from pare_bench.width import calibration_inputs, profile_model
+from pare_bench.zoo import TinyWan, owned
+from pare_core.distill import RecoveryConfig, recover
+from pare_core.heads import HeadProfile, measure_norm_shift, plan_heads
+from pare_core.prune import PrunedWanTransformer3DModel, prune_heads
+
+ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
+RECOVERY_BATCH = 8
+
+
+def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
+    canonical = json.dumps({"teacher": teacher, "width": recipe.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def teacher_profile(teacher: TinyWan, root: Path) -> HeadProfile:
+    path = root / teacher.name / "heads.json"
+    if path.is_file():
+        return HeadProfile.load(path)
+    profile = profile_model(teacher)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(path)
+    return profile
+
+
+def recovery_batches(teacher: TinyWan, seed: int):
+    """step -> forward kwargs: fresh training-split scenes at shifted random noise levels, seeded by step."""
+    recipe = TeacherRecipe(batch=RECOVERY_BATCH, prompt_dropout=0.1)
+
+    @torch.no_grad()
+    def batch_at(step: int) -> dict:
+        rng = random.Random(seed * 1_000_003 + step)
+        batch = training_batch(teacher, recipe, rng, "cpu")
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        t = shifted_timesteps(RECOVERY_BATCH, recipe.time_shift, generator)
+        noise = torch.randn(batch["video"].shape, generator=generator)
+        noisy = (1 - t.view(-1, 1, 1, 1, 1)) * batch["video"] + t.view(-1, 1, 1, 1, 1) * noise
+        hidden = noisy if "condition" not in batch else torch.cat([noisy, batch["condition"]], dim=1)
+        kwargs = {
+            "hidden_states": hidden,
+            "timestep": 1000 * t,
+            "encoder_hidden_states": teacher.text_encoder(batch["tokens"]),
+        }
+        if "image" in batch:
+            kwargs["encoder_hidden_states_image"] = batch["image"]
+        return kwargs
+
+    return batch_at
+
+
+def _load_state(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    digest = path.with_suffix(".sha256")
+    if not digest.exists() or hashlib.sha256(data).hexdigest() != digest.read_text().strip():
+        raise CorruptCheckpointError(
+            f"{path} does not match its checksum (truncated or corrupt); delete it to start over"
+        )
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _save_state(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path.with_suffix(".sha256"), hashlib.sha256(buffer.getvalue()).hexdigest().encode())
+
+
+def train_width_student(
+    teacher: TinyWan, recipe: WidthRecipe, directory: Path, root: Path
+) -> PrunedWanTransformer3DModel:
+    profile = teacher_profile(teacher, root)
+    plan = plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed)
+    scales = (
+        measure_norm_shift(teacher.transformer, plan, calibration_inputs(teacher)) if recipe.norm_correction else None
+    )
+    student = prune_heads(teacher.transformer, plan, norm_scales=scales)
+    directory.mkdir(parents=True, exist_ok=True)
+    log = (directory / "recovery_log.jsonl").open("a")
+    checkpoint = directory / "recovery.pt"
+    config = RecoveryConfig(steps=recipe.recovery_steps)
+    columns = (
+        TextColumn(f"recover {directory.name}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("recover", total=config.steps)
+        state = _load_state(checkpoint)
+
+        def on_step(record: dict) -> None:
+            log.write(json.dumps(record) + "\n")
+            bar.update(task, completed=record["step"])
+
+        student = recover(
+            student,
+            teacher.transformer,
+            recovery_batches(teacher, recipe.seed),
+            config,
+            state=state,
+            on_checkpoint=lambda s: (log.flush(), _save_state(checkpoint, s)),
+            on_step=on_step,
+        )
+    log.close()
+    student.save_pretrained(directory / "transformer")
+    atomic_write_bytes(
+        directory / "recipe.json",
+        json.dumps(
+            {"teacher": teacher.name, "width": recipe.model_dump(mode="json"), "heads_per_block": plan.heads_per_block},
+            indent=2,
+        ).encode(),
+    )
+    return student
+
+
+def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
+    """The recovered student of `recipe`, from the artifact cache or trained now."""
+    directory = root / teacher.name / f"width-{recipe_hash(teacher.name, recipe)}"
+    weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
+    if weights.is_file() and not retrain:
+        return owned(PrunedWanTransformer3DModel.from_pretrained(directory / "transformer").eval())
+    if retrain:
+        for stale in ("recovery.pt", "recovery.sha256", "recovery_log.jsonl"):
+            (directory / stale).unlink(missing_ok=True)
+    return train_width_student(teacher, recipe, directory, root).eval()

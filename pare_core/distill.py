@@ -1,0 +1,108 @@
+"""Stage-1 recovery: the width-pruned student learns to match its frozen teacher.
+
+Loss = MSE(student velocity, teacher velocity) + feature_weight x mean over blocks of the teacher-normalised
+MSE between block outputs (captured with forward hooks, so neither model's `forward` is edited).
+The teacher runs under `torch.no_grad()` with gradients off. Inputs come from a caller-supplied
+function (step -> transformer forward kwargs), so this loop knows nothing of worlds or files; the
+caller persists checkpoints through `on_checkpoint` and resumes by passing the saved `state` back.
+
+The loop goes through `accelerate.Accelerator`, so the same code runs on this CPU and on GPUs
+(`accelerate launch` for several).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+
+@dataclass
+class RecoveryConfig:
+    steps: int = 200  # optimizer steps
+    lr: float = 3e-4  # AdamW learning rate (constant after a short warm-up)
+    warmup: int = 20
+    feature_weight: float = 0.1  # weight of block-feature matching next to output matching
+    grad_clip: float = 1.0
+    checkpoint_every: int = 50
+
+
+class _BlockOutputs:
+    """Forward hooks that keep each block's output of the latest forward."""
+
+    def __init__(self, model: nn.Module):
+        self.outputs: list[torch.Tensor | None] = [None] * len(model.blocks)
+        self.handles = [block.register_forward_hook(self._keep(i)) for i, block in enumerate(model.blocks)]
+
+    def _keep(self, index: int) -> Callable:
+        def hook(module, args, output):
+            self.outputs[index] = output
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def recovery_loss(student_out, teacher_out, student_feats, teacher_feats, feature_weight: float) -> tuple:
+    output = nn.functional.mse_loss(student_out, teacher_out)
+    features = torch.stack(
+        [nn.functional.mse_loss(s, t) / t.pow(2).mean().clamp_min(1e-8) for s, t in zip(student_feats, teacher_feats)]
+    ).mean()
+    return output + feature_weight * features, output, features
+
+
+def recover(
+    student: nn.Module,
+    teacher: nn.Module,
+    batch_at: Callable[[int], dict],
+    config: RecoveryConfig,
+    state: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    accelerator: Accelerator | None = None,
+) -> nn.Module:
+    """Train `student` in place to match `teacher`; `state` (from on_checkpoint) resumes."""
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    teacher.requires_grad_(False).eval()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
+    step = 0
+    if state is not None:
+        student.load_state_dict(state["student"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+    student.train()
+    student, optimizer = accelerator.prepare(student, optimizer)
+    teacher.to(accelerator.device)
+    student_feats, teacher_feats = _BlockOutputs(accelerator.unwrap_model(student)), _BlockOutputs(teacher)
+    try:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
+            inputs = {k: v.to(accelerator.device) for k, v in batch_at(step).items()}
+            with torch.no_grad():
+                target = teacher(**inputs, return_dict=False)[0]
+            prediction = student(**inputs, return_dict=False)[0]
+            loss, output, features = recovery_loss(
+                prediction, target, student_feats.outputs, teacher_feats.outputs, config.feature_weight
+            )
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(student.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            if on_step:
+                on_step(
+                    {"step": step, "loss": loss.item(), "output_mse": output.item(), "feature_nmse": features.item()}
+                )
+            if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
+                unwrapped = accelerator.unwrap_model(student)
+                on_checkpoint({"student": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "step": step})
+    finally:
+        student_feats.remove()
+        teacher_feats.remove()
+    return accelerator.unwrap_model(student).eval()
