@@ -32,9 +32,8 @@ def _modules(model, ema) -> dict:
     }
 
 
-def save_checkpoint(path: Path, model, ema, optimizer, state: dict) -> None:
-    payload = {name: module.state_dict() for name, module in _modules(model, ema).items()}
-    payload.update(optimizer=optimizer.state_dict(), state=state)
+def save_state(path: Path, payload: dict) -> None:
+    """torch.save `payload` atomically, with a sha256 file beside it (`<name>.sha256`)."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -42,8 +41,8 @@ def save_checkpoint(path: Path, model, ema, optimizer, state: dict) -> None:
     atomic_write_bytes(path.with_suffix(path.suffix + ".sha256"), hashlib.sha256(data).hexdigest().encode())
 
 
-def load_checkpoint(path: Path, model, ema, optimizer) -> dict:
-    """Restore modules and optimizer in place; returns the saved training state."""
+def load_state(path: Path) -> dict:
+    """The payload of `save_state`, refused with the file's name if it does not match its checksum."""
     data = path.read_bytes()
     digest_file = path.with_suffix(path.suffix + ".sha256")
     if not digest_file.exists():
@@ -54,7 +53,17 @@ def load_checkpoint(path: Path, model, ema, optimizer) -> dict:
         raise CorruptCheckpointError(
             f"{path} does not match its checksum (truncated or corrupt); delete it to start over"
         )
-    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def save_checkpoint(path: Path, model, ema, optimizer, state: dict) -> None:
+    payload = {name: module.state_dict() for name, module in _modules(model, ema).items()}
+    save_state(path, {**payload, "optimizer": optimizer.state_dict(), "state": state})
+
+
+def load_checkpoint(path: Path, model, ema, optimizer) -> dict:
+    """Restore modules and optimizer in place; returns the saved training state."""
+    payload = load_state(path)
     for name, module in _modules(model, ema).items():
         module.load_state_dict(payload[name])
     optimizer.load_state_dict(payload["optimizer"])

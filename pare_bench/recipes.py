@@ -9,7 +9,6 @@ log beside it; a later run loads it instead of training. Recovery checkpoints re
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import random
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pare_bench.checkpoint import CorruptCheckpointError, atomic_write_bytes
+from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
 from pare_bench.suite import WidthRecipe
 from pare_bench.train_teacher import TeacherRecipe, shifted_timesteps, training_batch
 from pare_bench.width import calibration_inputs, profile_model
@@ -71,25 +70,6 @@ def recovery_batches(teacher: TinyWan, seed: int):
     return batch_at
 
 
-def _load_state(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    data = path.read_bytes()
-    digest = path.with_suffix(".sha256")
-    if not digest.exists() or hashlib.sha256(data).hexdigest() != digest.read_text().strip():
-        raise CorruptCheckpointError(
-            f"{path} does not match its checksum (truncated or corrupt); delete it to start over"
-        )
-    return torch.load(io.BytesIO(data), weights_only=True)
-
-
-def _save_state(path: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-    atomic_write_bytes(path.with_suffix(".sha256"), hashlib.sha256(buffer.getvalue()).hexdigest().encode())
-
-
 def train_width_student(
     teacher: TinyWan, recipe: WidthRecipe, directory: Path, root: Path
 ) -> PrunedWanTransformer3DModel:
@@ -111,7 +91,7 @@ def train_width_student(
     )
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task("recover", total=config.steps)
-        state = _load_state(checkpoint)
+        state = load_state(checkpoint) if checkpoint.exists() else None
 
         def on_step(record: dict) -> None:
             log.write(json.dumps(record) + "\n")
@@ -123,7 +103,7 @@ def train_width_student(
             recovery_batches(teacher, recipe.seed),
             config,
             state=state,
-            on_checkpoint=lambda s: (log.flush(), _save_state(checkpoint, s)),
+            on_checkpoint=lambda s: (log.flush(), save_state(checkpoint, s)),
             on_step=on_step,
         )
     log.close()
@@ -145,6 +125,6 @@ def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_
     if weights.is_file() and not retrain:
         return owned(PrunedWanTransformer3DModel.from_pretrained(directory / "transformer").eval())
     if retrain:
-        for stale in ("recovery.pt", "recovery.sha256", "recovery_log.jsonl"):
+        for stale in ("recovery.pt", "recovery.pt.sha256", "recovery_log.jsonl"):
             (directory / stale).unlink(missing_ok=True)
     return train_width_student(teacher, recipe, directory, root).eval()
