@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
 from pare_bench.suite import WidthRecipe
-from pare_bench.train_teacher import TeacherRecipe, shifted_timesteps, training_batch
+from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
 from pare_bench.width import calibration_inputs, profile_model
 from pare_bench.zoo import TinyWan, owned
 from pare_core.distill import RecoveryConfig, recover
@@ -56,16 +56,7 @@ def recovery_batches(teacher: TinyWan, seed: int):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
         t = shifted_timesteps(RECOVERY_BATCH, recipe.time_shift, generator)
         noise = torch.randn(batch["video"].shape, generator=generator)
-        noisy = (1 - t.view(-1, 1, 1, 1, 1)) * batch["video"] + t.view(-1, 1, 1, 1, 1) * noise
-        hidden = noisy if "condition" not in batch else torch.cat([noisy, batch["condition"]], dim=1)
-        kwargs = {
-            "hidden_states": hidden,
-            "timestep": 1000 * t,
-            "encoder_hidden_states": teacher.text_encoder(batch["tokens"]),
-        }
-        if "image" in batch:
-            kwargs["encoder_hidden_states_image"] = batch["image"]
-        return kwargs
+        return noised_inputs(batch, t, noise, teacher.text_encoder(batch["tokens"]))
 
     return batch_at
 

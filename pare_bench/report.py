@@ -148,7 +148,7 @@ def _report(table: pd.DataFrame, records: list[dict], manifest: dict) -> str:
     )
 
 
-def write_outputs(store: RunStore, suite=None) -> pd.DataFrame:
+def write_outputs(store: RunStore) -> pd.DataFrame:
     """leaderboard.csv, report.md and plots/ from the run directory's records and manifest."""
     manifest = json.loads((store.root / "manifest.json").read_text())
     records = store.records()

@@ -25,7 +25,7 @@ from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, res
 from pare_bench.systems import System, build_system
 from pare_bench.world.prompts import parse_prompt
 from pare_bench.world.render import to_uint8
-from pare_bench.zoo import TinyWan, load_tiny
+from pare_bench.zoo import IMAGE_PATCH, TinyWan, load_tiny
 from pare_core.flops import RuntimeFlopCounter, analytic_flops, fvcore_flops
 
 
@@ -60,13 +60,17 @@ def load_model(suite: Suite, suite_path: Path) -> TinyWan:
     return load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory)
 
 
+def _one_video(system: System, item: WorkItem) -> torch.Tensor:
+    """One video at batch 1 (I2V systems get the item's rendered first frame)."""
+    return system.generate([item.prompt], [item.seed], first_frames(system.model, [item.prompt], [item.seed]))
+
+
 def _generate(system: System, item: WorkItem, count_flops: bool) -> tuple[torch.Tensor, int | None]:
-    """One video at batch 1, with the FLOPs that actually executed (cache hooks skip work) if asked."""
-    first = first_frames(system.model, [item.prompt], [item.seed])
+    """One video, with the FLOPs that actually executed (cache hooks skip work) if asked."""
     if not count_flops:
-        return system.generate([item.prompt], [item.seed], first), None
+        return _one_video(system, item), None
     with RuntimeFlopCounter() as counter:
-        video = system.generate([item.prompt], [item.seed], first)
+        video = _one_video(system, item)
     return video, counter.total
 
 
@@ -110,10 +114,9 @@ def _sync() -> None:
 
 
 def _timed_generation(system: System, item: WorkItem) -> float:
-    first = first_frames(system.model, [item.prompt], [item.seed])
     _sync()
     start = time.perf_counter()
-    system.generate([item.prompt], [item.seed], first)
+    _one_video(system, item)
     _sync()
     return time.perf_counter() - start
 
@@ -189,14 +192,14 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
             bar.advance(task)
 
 
-def flops_cross_check(store: RunStore, system: System, item: WorkItem) -> None:
+def flops_cross_check(store: RunStore, system: System) -> None:
     """The dense teacher counted three ways: analytic formula, run-time counter, fvcore (x2, MACs)."""
     if any(r["kind"] == "flops_check" for r in store.records()):
         return
     model, world = system.model, system.model.spec.world
     config = dict(model.transformer.config)
     text_len = model.spec.text_context
-    image_len = (world.height // 4) * (world.width // 4) if model.spec.task == "i2v" else 0
+    image_len = (world.height // IMAGE_PATCH) * (world.width // IMAGE_PATCH) if model.spec.task == "i2v" else 0
     heads = config.get("heads_per_block")
     per_forward = analytic_flops(config, world.frames, world.height, world.width, text_len, image_len, heads).total
     forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
@@ -258,8 +261,8 @@ def run_suite(
             measure_latency(store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console)
     compute_metrics(store, suite, console)
     if flops_spec is not None and any(s.dense for s in systems):
-        flops_cross_check(store, next(s for s in systems if s.dense), items[0])
-    write_outputs(store, suite)
+        flops_cross_check(store, next(s for s in systems if s.dense))
+    write_outputs(store)
     console.print(f"run written to {store.root}")
     return store.root
 
@@ -273,7 +276,7 @@ def run_suite_cli(
     except SuiteError as error:
         print(error, file=sys.stderr)
         return 2
-    except (RunDirError, FileNotFoundError, NotImplementedError) as error:
+    except (RunDirError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failures = sum(1 for r in RunStore(root).records() if r["kind"] == "video" and "failed" in r)

@@ -65,16 +65,23 @@ def training_batch(model: TinyWan, recipe: TeacherRecipe, rng: random.Random, de
     return batch
 
 
+def noised_inputs(batch: dict, t: torch.Tensor, noise: torch.Tensor, context: torch.Tensor) -> dict:
+    """Transformer forward kwargs for the batch's videos at noise levels t (B,): x_t = (1 - t) x0 + t noise."""
+    t_ = t.view(-1, 1, 1, 1, 1)
+    noisy = (1 - t_) * batch["video"] + t_ * noise
+    hidden = noisy if "condition" not in batch else torch.cat([noisy, batch["condition"]], dim=1)
+    kwargs = {"hidden_states": hidden, "timestep": 1000 * t, "encoder_hidden_states": context}
+    if "image" in batch:
+        kwargs["encoder_hidden_states_image"] = batch["image"]
+    return kwargs
+
+
 def flow_matching_loss(model: TinyWan, batch: dict, recipe: TeacherRecipe, generator: torch.Generator) -> torch.Tensor:
     video = batch["video"]
     t = shifted_timesteps(video.shape[0], recipe.time_shift, generator).to(video.device)
     noise = torch.randn(video.shape, generator=generator).to(video.device)
-    t_ = t.view(-1, 1, 1, 1, 1)
-    noisy = (1 - t_) * video + t_ * noise
-    model_input = noisy if "condition" not in batch else torch.cat([noisy, batch["condition"]], dim=1)
-    extra = {"encoder_hidden_states_image": batch["image"]} if "image" in batch else {}
-    context = model.text_encoder(batch["tokens"])
-    prediction = model.transformer(model_input, t * 1000, context, return_dict=False, **extra)[0]
+    inputs = noised_inputs(batch, t, noise, model.text_encoder(batch["tokens"]))
+    prediction = model.transformer(**inputs, return_dict=False)[0]
     return torch.nn.functional.mse_loss(prediction, noise - video)
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from pare_bench.train_teacher import TeacherRecipe, training_batch
+from pare_bench.train_teacher import TeacherRecipe, noised_inputs, training_batch
 from pare_bench.zoo import TinyWan, load_tiny
 from pare_core.flops import RuntimeFlopCounter, analytic_flops
 from pare_core.heads import HeadProfile, profile_heads, select_heads
@@ -33,16 +33,8 @@ def calibration_inputs(model: TinyWan, videos: int = 8, seed: int = 0) -> list[d
     inputs = []
     for t in CALIBRATION_TIMESTEPS:
         noise = torch.randn(batch["video"].shape, generator=generator).to(batch["video"].device)
-        noisy = (1 - t) * batch["video"] + t * noise
-        hidden = noisy if "condition" not in batch else torch.cat([noisy, batch["condition"]], dim=1)
-        kwargs = {
-            "hidden_states": hidden,
-            "timestep": torch.full((videos,), 1000 * t),
-            "encoder_hidden_states": context,
-        }
-        if "image" in batch:
-            kwargs["encoder_hidden_states_image"] = batch["image"]
-        inputs.append(kwargs)
+        levels = torch.full((videos,), t, device=batch["video"].device)
+        inputs.append(noised_inputs(batch, levels, noise, context))
     return inputs
 
 
