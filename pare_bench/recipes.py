@@ -24,7 +24,7 @@ from pare_bench.width import calibration_inputs, profile_model
 from pare_bench.zoo import TinyWan, owned
 from pare_core.distill import RecoveryConfig, recover
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_heads
-from pare_core.prune import PrunedWanTransformer3DModel, prune_heads
+from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
 
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 RECOVERY_BATCH = 8
@@ -61,11 +61,16 @@ def recovery_batches(teacher: TinyWan, seed: int):
     return batch_at
 
 
+def width_plan(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR) -> tuple[HeadProfile, HeadPlan]:
+    """The teacher's head profile and the heads `recipe` keeps (deterministic: the plan is never stored twice)."""
+    profile = teacher_profile(teacher, root)
+    return profile, plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed)
+
+
 def train_width_student(
     teacher: TinyWan, recipe: WidthRecipe, directory: Path, root: Path
 ) -> PrunedWanTransformer3DModel:
-    profile = teacher_profile(teacher, root)
-    plan = plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed)
+    _, plan = width_plan(teacher, recipe, root)
     scales = (
         measure_norm_shift(teacher.transformer, plan, calibration_inputs(teacher)) if recipe.norm_correction else None
     )

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
+from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
 from pare_bench.store import RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
@@ -193,8 +194,9 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
 
 
 def flops_cross_check(store: RunStore, system: System) -> None:
-    """The dense teacher counted three ways: analytic formula, run-time counter, fvcore (x2, MACs)."""
-    if any(r["kind"] == "flops_check" for r in store.records()):
+    """A dense system (teacher or pruned student) counted three ways: analytic formula, run-time counter, fvcore
+    (x2, MACs)."""
+    if any(r["kind"] == "flops_check" and r["system"] == system.name for r in store.records()):
         return
     model, world = system.model, system.model.spec.world
     config = dict(model.transformer.config)
@@ -225,6 +227,16 @@ def flops_cross_check(store: RunStore, system: System) -> None:
     )
 
 
+def record_head_plans(store: RunStore, suite: Suite, teacher: TinyWan) -> None:
+    """Each width system's kept heads beside the teacher's temporal scores, for the report's head-role map."""
+    done = {r["system"] for r in store.records() if r["kind"] == "heads"}
+    for spec in suite.systems:
+        if spec.recipe is None or spec.recipe.width is None or spec.name in done:
+            continue
+        profile, plan = width_plan(teacher, spec.recipe.width)
+        store.append({"kind": "heads", "system": spec.name, "temporal": profile.temporal, "keep": plan.keep})
+
+
 def _clear_run_dir(root: Path) -> None:
     """--fresh: remove an earlier run, but only a directory that is one (it has a manifest)."""
     if not root.exists():
@@ -251,6 +263,7 @@ def run_suite(
     store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
     teacher = load_model(suite, suite_path)
     systems = [build_system(spec, suite, teacher, retrain=retrain) for spec in suite.systems]
+    record_head_plans(store, suite, teacher)
     items = work_items(suite, prompts)
     flops_spec = next((spec for spec in suite.metrics if spec.metric == "flops"), None)
     flops_videos = 0 if flops_spec is None else flops_spec.options.get("videos", len(items))
@@ -260,8 +273,9 @@ def run_suite(
             options = spec.options
             measure_latency(store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console)
     compute_metrics(store, suite, console)
-    if flops_spec is not None and any(s.dense for s in systems):
-        flops_cross_check(store, next(s for s in systems if s.dense))
+    if flops_spec is not None:
+        for system in (s for s in systems if s.dense):
+            flops_cross_check(store, system)
     write_outputs(store)
     console.print(f"run written to {store.root}")
     return store.root

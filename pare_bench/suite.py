@@ -70,6 +70,7 @@ class WidthRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ratio: float = Field(ge=0.0, lt=1.0)  # share of self-attention heads removed
+    cross_ratio: float = Field(0.0, ge=0.0, lt=1.0)  # share of cross-attention heads removed (magnitude-ranked)
     score: Literal["temporal_aware", "importance", "magnitude", "random", "uniform"] = "temporal_aware"
     temporal_weight: float = Field(1.0, ge=0.0)  # temporal_aware: weight of the temporal score
     recovery_steps: int = Field(200, ge=0)  # stage-1 distillation steps (0: prune only)
@@ -90,6 +91,37 @@ class SystemSpec(BaseModel):
     cache: dict[str, dict[str, Any]] | None = None  # {method: options}, exactly one method
     recipe: Recipe | None = None
     sampling: SamplingOverride | None = None
+    seeds: list[int] | None = Field(None, min_length=1)  # train the recipe once per seed: one system each
+    replica_of: str | None = None  # set by seed expansion: the system this one is a seed replica of
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and (len(set(seeds)) != len(seeds) or min(seeds) < 0):
+            raise PydanticCustomError("seeds", "seeds must be distinct non-negative integers, got {seeds}", {"seeds": seeds})
+        return seeds
+
+    @model_validator(mode="after")
+    def _seeds_need_recipe(self) -> SystemSpec:
+        if self.seeds is not None and (self.recipe is None or self.recipe.width is None):
+            raise ValueError("seeds replicate a trained recipe; this system has no recipe")
+        return self
+
+    def replicas(self) -> list[SystemSpec]:
+        """`name` with `seeds: [0, 1]` -> systems `name-s0`, `name-s1`, each with its recipe's seed set."""
+        if self.seeds is None:
+            return [self]
+        return [
+            self.model_copy(
+                update={
+                    "name": f"{self.name}-s{seed}",
+                    "seeds": None,
+                    "replica_of": self.name,
+                    "recipe": self.recipe.model_copy(update={"width": self.recipe.width.model_copy(update={"seed": seed})}),
+                }
+            )
+            for seed in self.seeds
+        ]
 
     @field_validator("cache")
     @classmethod
@@ -151,6 +183,11 @@ class Suite(BaseModel):
         if problems:
             raise ValueError("; ".join(f"{format_loc(loc)}: {message}" for loc, message in problems))
         return self
+
+    def expanded(self) -> Suite:
+        """The suite with every seeded system replaced by its per-seed replicas (what a run executes)."""
+        systems = [replica for system in self.systems for replica in system.replicas()]
+        return self.model_copy(update={"systems": systems})
 
     def system(self, name: str) -> SystemSpec:
         for system in self.systems:
@@ -222,10 +259,13 @@ def _cross_problems(data: dict) -> list[tuple[Loc, str]]:
         name = system.get("name")
         if not isinstance(name, str):
             continue
-        if name in first:
-            message = f"duplicate system name {name!r} (also systems[{first[name]}])"
-            problems.append((("systems", position, "name"), message))
-        first.setdefault(name, position)
+        seeds = system.get("seeds")
+        names = [f"{name}-s{seed}" for seed in seeds] if isinstance(seeds, list) else [name]
+        for each in names:
+            if each in first:
+                message = f"duplicate system name {each!r} (also systems[{first[each]}])"
+                problems.append((("systems", position, "name"), message))
+            first.setdefault(each, position)
     for position, metric in _items(data, "metrics"):
         reference = metric.get("reference")
         if isinstance(reference, str) and reference not in first:
@@ -352,7 +392,7 @@ def load_suite(path: Path, known_metrics: set[str] | None = None) -> Suite:
     if problems:
         formatted = sorted(locate_problem(index, loc, message) for loc, message in problems)
         raise SuiteError(path, [line for _, line in formatted])
-    return suite
+    return suite.expanded()
 
 
 def suite_hash(suite: Suite) -> str:
