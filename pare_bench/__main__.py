@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pare_bench.suite import WIDTH_SCORES
 from pare_bench.zoo import TINY_MODELS
 
 
@@ -47,9 +48,17 @@ def _report(args) -> int:
 
 
 def _bench_width(args) -> int:
-    from pare_bench.width import bench_width, print_bench
+    from pare_bench.suite import WidthRecipe
+    from pare_bench.width_bench import bench_width, print_bench
 
-    print_bench(bench_width(args.model, args.ratio, repeats=args.repeats), args.json)
+    recipe = WidthRecipe(
+        ratio=args.ratio,
+        cross_ratio=args.cross_ratio,
+        score=args.score,
+        norm_correction=not args.no_norm_correction,
+        recovery_steps=0,
+    )
+    print_bench(bench_width(args.model, recipe, repeats=args.repeats), args.json)
     return 0
 
 
@@ -90,9 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
     train.set_defaults(func=_train_teacher)
 
-    bench = sub.add_parser("bench-width", help="FLOPs and latency of a head-pruned teacher vs the teacher")
+    bench = sub.add_parser(
+        "bench-width", help="FLOPs, latency and output error of a head-pruned teacher (before recovery) vs the teacher"
+    )
     bench.add_argument("model", choices=sorted(TINY_MODELS))
     bench.add_argument("--ratio", type=float, default=0.5, help="share of self-attention heads removed")
+    bench.add_argument("--cross-ratio", type=float, default=0.0, help="share of cross-attention heads removed")
+    bench.add_argument("--score", default="temporal_aware", choices=WIDTH_SCORES, help="self-attention head score")
+    bench.add_argument("--no-norm-correction", action="store_true", help="skip the q/k norm shift correction")
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("--json", type=Path, default=None, help="also write the raw result here")
     bench.set_defaults(func=_bench_width)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_times
 from pare_bench.width import calibration_inputs, profile_model
 from pare_bench.zoo import TinyWan, owned
 from pare_core.distill import RecoveryConfig, recover
-from pare_core.heads import HeadProfile, measure_norm_shift, plan_heads
+from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
 
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
@@ -64,17 +65,30 @@ def recovery_batches(teacher: TinyWan, seed: int):
 def width_plan(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR) -> tuple[HeadProfile, HeadPlan]:
     """The teacher's head profile and the heads `recipe` keeps (deterministic: the plan is never stored twice)."""
     profile = teacher_profile(teacher, root)
-    return profile, plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed)
+    plan = plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed)
+    if recipe.cross_ratio > 0:
+        plan = replace(plan, cross_keep=plan_cross_heads(teacher.transformer, recipe.cross_ratio))
+    return profile, plan
+
+
+def pruned_teacher(
+    teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR
+) -> tuple[HeadPlan, PrunedWanTransformer3DModel]:
+    """`recipe`'s plan and the teacher pruned to it, q/k norms corrected if the recipe asks; not yet recovered."""
+    _, plan = width_plan(teacher, recipe, root)
+    scales = cross_scales = None
+    if recipe.norm_correction:
+        inputs = calibration_inputs(teacher)
+        scales = measure_norm_shift(teacher.transformer, plan, inputs)
+        if plan.cross_keep is not None:
+            cross_scales = measure_norm_shift(teacher.transformer, plan, inputs, attention="attn2")
+    return plan, prune_heads(teacher.transformer, plan, norm_scales=scales, cross_norm_scales=cross_scales)
 
 
 def train_width_student(
     teacher: TinyWan, recipe: WidthRecipe, directory: Path, root: Path
 ) -> PrunedWanTransformer3DModel:
-    _, plan = width_plan(teacher, recipe, root)
-    scales = (
-        measure_norm_shift(teacher.transformer, plan, calibration_inputs(teacher)) if recipe.norm_correction else None
-    )
-    student = prune_heads(teacher.transformer, plan, norm_scales=scales)
+    plan, student = pruned_teacher(teacher, recipe, root)
     directory.mkdir(parents=True, exist_ok=True)
     log = (directory / "recovery_log.jsonl").open("a")
     checkpoint = directory / "recovery.pt"
@@ -107,7 +121,12 @@ def train_width_student(
     atomic_write_bytes(
         directory / "recipe.json",
         json.dumps(
-            {"teacher": teacher.name, "width": recipe.model_dump(mode="json"), "heads_per_block": plan.heads_per_block},
+            {
+                "teacher": teacher.name,
+                "width": recipe.model_dump(mode="json"),
+                "heads_per_block": plan.heads_per_block,
+                "cross_heads_per_block": plan.cross_heads_per_block,
+            },
             indent=2,
         ).encode(),
     )

@@ -98,7 +98,9 @@ class SystemSpec(BaseModel):
     @classmethod
     def _unique_seeds(cls, seeds: list[int] | None) -> list[int] | None:
         if seeds is not None and (len(set(seeds)) != len(seeds) or min(seeds) < 0):
-            raise PydanticCustomError("seeds", "seeds must be distinct non-negative integers, got {seeds}", {"seeds": seeds})
+            raise PydanticCustomError(
+                "seeds", "seeds must be distinct non-negative integers, got {seeds}", {"seeds": seeds}
+            )
         return seeds
 
     @model_validator(mode="after")
@@ -117,7 +119,9 @@ class SystemSpec(BaseModel):
                     "name": f"{self.name}-s{seed}",
                     "seeds": None,
                     "replica_of": self.name,
-                    "recipe": self.recipe.model_copy(update={"width": self.recipe.width.model_copy(update={"seed": seed})}),
+                    "recipe": self.recipe.model_copy(
+                        update={"width": self.recipe.width.model_copy(update={"seed": seed})}
+                    ),
                 }
             )
             for seed in self.seeds

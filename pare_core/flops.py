@@ -110,10 +110,22 @@ def _self_attention_flops(batch: int, tokens: int, dim: int, heads: int, head_di
     return qkv + out + _attention(batch, heads, tokens, tokens, head_dim)
 
 
-def _cross_attention_flops(config: Mapping[str, Any], batch: int, tokens: int, text_len: int, image_len: int) -> int:
-    """One block's attn2, mirroring WanAttnProcessor's context split."""
-    heads, head_dim = config["num_attention_heads"], config["attention_head_dim"]
-    dim = heads * head_dim
+def _per_block(config: Mapping[str, Any], key: str, counts: list[int] | None) -> list[int]:
+    """Head counts per block: the argument, else the config's (a pruned model), else every head."""
+    counts = counts if counts is not None else _get(config, key)
+    num_layers = config["num_layers"]
+    counts = counts if counts is not None else [config["num_attention_heads"]] * num_layers
+    if len(counts) != num_layers:
+        raise ValueError(f"{key} has {len(counts)} entries, model has {num_layers} blocks")
+    return list(counts)
+
+
+def _cross_attention_flops(
+    config: Mapping[str, Any], batch: int, tokens: int, text_len: int, image_len: int, heads: int
+) -> int:
+    """One block's attn2 with ``heads`` kept heads, mirroring WanAttnProcessor's context split."""
+    head_dim = config["attention_head_dim"]
+    dim, inner = config["num_attention_heads"] * head_dim, heads * head_dim
     added_kv_dim = _get(config, "added_kv_proj_dim")
 
     context_len = text_len + image_len
@@ -127,12 +139,12 @@ def _cross_attention_flops(config: Mapping[str, Any], batch: int, tokens: int, t
             )
         text_ctx, image_ctx = WAN_TEXT_CONTEXT_LEN, context_len - WAN_TEXT_CONTEXT_LEN
 
-    flops = 2 * _linear(batch * tokens, dim, dim)  # to_q and to_out over video tokens
-    flops += 2 * _linear(batch * text_ctx, dim, dim)  # to_k, to_v over text tokens
+    flops = _linear(batch * tokens, dim, inner) + _linear(batch * tokens, inner, dim)  # to_q, to_out
+    flops += 2 * _linear(batch * text_ctx, dim, inner)  # to_k, to_v over text tokens
     flops += _attention(batch, heads, tokens, text_ctx, head_dim)
     if image_ctx > 0:
         # add_k_proj, add_v_proj over image tokens, then a second attention over them
-        flops += 2 * _linear(batch * image_ctx, added_kv_dim, dim)
+        flops += 2 * _linear(batch * image_ctx, added_kv_dim, inner)
         flops += _attention(batch, heads, tokens, image_ctx, head_dim)
     return flops
 
@@ -147,6 +159,7 @@ def analytic_flops(
     heads_per_block: list[int] | None = None,
     blocks_executed: float | None = None,
     batch: int = 1,
+    cross_heads_per_block: list[int] | None = None,
 ) -> FlopBreakdown:
     """Closed-form FLOPs of one ``WanTransformer3DModel`` forward.
 
@@ -155,12 +168,13 @@ def analytic_flops(
         frames, height, width: input grid to the transformer (latent, *before* patching).
         text_len: text tokens fed as ``encoder_hidden_states`` (512 for real Wan prompts).
         image_len: image tokens in ``encoder_hidden_states_image`` (I2V; 257 for CLIP ViT-H).
-        heads_per_block: kept self-attention heads per block (head pruning). Cross-attention
-            and FFN are unaffected. Defaults to ``num_attention_heads`` everywhere.
+        heads_per_block: kept self-attention heads per block (head pruning). Defaults to the
+            config's ``heads_per_block`` (a pruned model's config), else ``num_attention_heads`` everywhere.
         blocks_executed: average number of blocks run per forward (routed / layer-skipping
             models). Per-block terms are scaled by ``blocks_executed / num_layers``, i.e. we
             assume the executed blocks cost the mean block.
         batch: batch size; everything scales linearly.
+        cross_heads_per_block: kept cross-attention heads per block, defaulting like ``heads_per_block``.
 
     Counts multiply-add as 2 FLOPs and only matmul-like ops (see module docstring):
     norms, softmax, RoPE, activations and modulation are ignored, as in
@@ -174,13 +188,13 @@ def analytic_flops(
     out_channels = _get(config, "out_channels") or config["in_channels"]
     tokens = (frames // p_t) * (height // p_h) * (width // p_w)
 
-    if heads_per_block is None:
-        heads_per_block = [heads] * num_layers
-    if len(heads_per_block) != num_layers:
-        raise ValueError(f"heads_per_block has {len(heads_per_block)} entries, model has {num_layers} blocks")
+    heads_per_block = _per_block(config, "heads_per_block", heads_per_block)
+    cross_heads_per_block = _per_block(config, "cross_heads_per_block", cross_heads_per_block)
 
     self_attn = sum(_self_attention_flops(batch, tokens, dim, h, head_dim) for h in heads_per_block)
-    cross_attn = num_layers * _cross_attention_flops(config, batch, tokens, text_len, image_len)
+    cross_attn = sum(
+        _cross_attention_flops(config, batch, tokens, text_len, image_len, h) for h in cross_heads_per_block
+    )
     ffn = num_layers * 2 * _linear(batch * tokens, dim, config["ffn_dim"])  # up + down
 
     if blocks_executed is not None and blocks_executed != num_layers:

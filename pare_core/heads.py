@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pare_core.flops import WAN_TEXT_CONTEXT_LEN
 from pare_core.prune import HeadPlan
 
 
@@ -150,20 +151,19 @@ def profile_importance(model: nn.Module, inputs: list[dict], progress: Callable 
 
 
 @torch.no_grad()
-def head_magnitude(model: nn.Module) -> list[list[float]]:
+def head_magnitude(model: nn.Module, attention: str = "attn1") -> list[list[float]]:
+    """[block][head] Frobenius norm of the head's slices of every projection of `attention` (attn1 or attn2)."""
     scores = []
     for block in model.blocks:
-        attn = block.attn1
+        attn = getattr(block, attention)
         head_dim = attn.inner_dim // attn.heads
+        projections = [attn.to_q, attn.to_k, attn.to_v] + (
+            [attn.add_k_proj, attn.add_v_proj] if attn.add_k_proj is not None else []
+        )
         row = []
         for head in range(attn.heads):
             rows = slice(head * head_dim, (head + 1) * head_dim)
-            parts = [
-                attn.to_q.weight[rows],
-                attn.to_k.weight[rows],
-                attn.to_v.weight[rows],
-                attn.to_out[0].weight[:, rows],
-            ]
+            parts = [p.weight[rows] for p in projections] + [attn.to_out[0].weight[:, rows]]
             row.append(float(torch.sqrt(sum((p.float() ** 2).sum() for p in parts))))
         scores.append(row)
     return scores
@@ -238,25 +238,56 @@ def plan_heads(
     return select_heads(scores, ratio, per_block_equal=method == "uniform")
 
 
+def plan_cross_heads(model: nn.Module, ratio: float) -> tuple[tuple[int, ...], ...]:
+    """Cross-attention heads to keep (`HeadPlan.cross_keep`), removing `ratio` of them by weight magnitude.
+
+    Magnitude, not measured damage: the temporal score does not apply to cross-attention (its keys are
+    text and image tokens, not frames), and the profile stays one pass over self-attention.
+    """
+    return select_heads(torch.tensor(head_magnitude(model, "attn2")), ratio).keep
+
+
 # ------------------------------------------------------------------------------------- q/k norm shift
 
 
+def _normed_projections(attn: nn.Module, args: tuple, attention: str) -> list[tuple[nn.Module, torch.Tensor]]:
+    """(projection, its input) for each projection that an across-heads RMSNorm follows: q, k[, image k].
+
+    attn2 mirrors WanAttnProcessor: with image k/v projections the last 512 context tokens are text and
+    the ones before them are image tokens.
+    """
+    hidden = args[0]
+    if attention == "attn1":
+        return [(attn.to_q, hidden), (attn.to_k, hidden)]
+    context = args[1]
+    if attn.add_k_proj is None:
+        return [(attn.to_q, hidden), (attn.to_k, context)]
+    split = context.shape[1] - WAN_TEXT_CONTEXT_LEN
+    return [(attn.to_q, hidden), (attn.to_k, context[:, split:]), (attn.add_k_proj, context[:, :split])]
+
+
 @torch.no_grad()
-def measure_norm_shift(model: nn.Module, plan: HeadPlan, inputs: Iterable[dict]) -> list[tuple[float, float]]:
-    """Per block, the mean ratio RMS(kept heads) / RMS(all heads) of the q and k projections.
+def measure_norm_shift(
+    model: nn.Module, plan: HeadPlan, inputs: Iterable[dict], attention: str = "attn1"
+) -> list[tuple[float, ...]]:
+    """Per block, the mean ratio RMS(kept heads) / RMS(all heads) of the q and k projections (and of I2V's
+    image k in attn2), for the heads `plan` keeps in `attention` (attn1: plan.keep, attn2: plan.cross_keep).
 
     Wan's RMSNorm spans all heads of a block, so after pruning each kept head is divided by the RMS of the
     kept heads only. Multiplying the kept norm weights by this ratio restores the original scale on average.
     """
-    sums = [[0.0, 0.0] for _ in model.blocks]
+    keep = plan.keep if attention == "attn1" else plan.cross_keep
+    sums: list[list[float]] = [[] for _ in model.blocks]
     counts = [0 for _ in model.blocks]
 
     def capture(index: int) -> Callable:
         def hook(attn, args):
             head_dim = attn.inner_dim // attn.heads
-            rows = torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in plan.keep[index]])
-            for slot, projection in enumerate((attn.to_q, attn.to_k)):
-                x = projection(args[0]).float()  # (B, N, inner)
+            rows = torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in keep[index]])
+            pairs = _normed_projections(attn, args, attention)
+            sums[index] = sums[index] or [0.0] * len(pairs)
+            for slot, (projection, source) in enumerate(pairs):
+                x = projection(source).float()  # (B, N, inner)
                 ratio = (
                     x[..., rows].pow(2).mean(-1).add(attn.norm_q.eps).sqrt()
                     / x.pow(2).mean(-1).add(attn.norm_q.eps).sqrt()
@@ -266,11 +297,11 @@ def measure_norm_shift(model: nn.Module, plan: HeadPlan, inputs: Iterable[dict])
 
         return hook
 
-    handles = [block.attn1.register_forward_pre_hook(capture(i)) for i, block in enumerate(model.blocks)]
+    handles = [getattr(block, attention).register_forward_pre_hook(capture(i)) for i, block in enumerate(model.blocks)]
     try:
         for batch in inputs:
             _forward(model, batch)
     finally:
         for handle in handles:
             handle.remove()
-    return [(q / n, k / n) for (q, k), n in zip(sums, counts)]
+    return [tuple(total / n for total in slots) for slots, n in zip(sums, counts)]

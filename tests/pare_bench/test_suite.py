@@ -216,12 +216,34 @@ def test_duplicate_system_names():
         ("systems: [{name: c, cache: {first_block: {}, mag_cache: {}}}]\n", "cache must name exactly one method"),
         ("systems: [{name: c, sampling: {step: 4}}]\n", "systems[0].sampling.step: unknown key 'step'; did you mean"),
         ("a: 1\na: 2\n", "a: duplicate key 'a' (also on line"),
+        ("systems: [{name: a, seeds: [0]}]\n", "seeds replicate a trained recipe; this system has no recipe"),
+        ("systems: [{name: a, seeds: [1, 1], recipe: {width: {ratio: 0.5}}}]\n", "seeds must be distinct"),
+        ("systems: [{name: a, seeds: [], recipe: {width: {ratio: 0.5}}}]\n", "seeds: List should have at least 1"),
+        (
+            "systems: [{name: a-s0}, {name: a, seeds: [0], recipe: {width: {ratio: 0.5}}}]\n",
+            "duplicate system name 'a-s0' (also systems[0])",
+        ),
+        ("systems: [{name: a, recipe: {width: {ratio: 0.5, cross_ratio: 1.0}}}]\n", "cross_ratio: Input should be"),
     ],
 )
 def test_field_problems(extra, expected):
     with pytest.raises(SuiteError) as caught:
         load_suite_text(extra)
     assert expected in str(caught.value)
+
+
+def test_seeds_expand_into_one_system_per_recipe_seed():
+    suite = load_suite_text(
+        "systems: [{name: base}, {name: pw, seeds: [2, 0], recipe: {width: {ratio: 0.5, score: random}}}]\n"
+        "metrics: [{metric: psnr, reference: base}]\n"
+    )
+    assert [(s.name, s.replica_of, s.seeds) for s in suite.systems] == [
+        ("base", None, None),
+        ("pw-s2", "pw", None),
+        ("pw-s0", "pw", None),
+    ]
+    assert [s.recipe.width.seed for s in suite.systems[1:]] == [2, 0]
+    assert {s.recipe.width.score for s in suite.systems[1:]} == {"random"}
 
 
 def test_suites_built_in_code_get_the_cross_field_checks():

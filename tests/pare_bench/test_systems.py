@@ -48,10 +48,11 @@ def test_width_recipe_builds_caches_and_reloads_a_pruned_student(tiny_t2v, tmp_p
     # a stand-in profile keeps the test fast; profile_heads itself is tested in tests/pare_core
     profile = HeadProfile(*([[float(h + b) for h in range(8)] for b in range(8)] for _ in range(4)), frames=8)
     monkeypatch.setattr(recipes, "profile_model", lambda teacher: profile)
-    width = {"ratio": 0.5, "score": "magnitude", "recovery_steps": 2}
+    width = {"ratio": 0.5, "cross_ratio": 0.25, "score": "magnitude", "recovery_steps": 2}
     suite = Suite(**{**SUITE, "systems": [{"name": "pare-width", "recipe": {"width": width}}]})
     system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
     assert sum(system.model.transformer.config.heads_per_block) == 32
+    assert sum(system.model.transformer.config.cross_heads_per_block) == 48
     (directory,) = (tmp_path / "tiny-wan-t2v").glob("width-*")
     assert len((directory / "recovery_log.jsonl").read_text().splitlines()) == 2
     again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # from the cache, no training

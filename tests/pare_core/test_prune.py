@@ -164,3 +164,78 @@ def test_role_profiling_never_builds_a_full_attention_map():
     assert tracker.largest <= bound, (tracker.largest, bound)
     assert tracker.largest < tokens * tokens / 1000
     assert mass.shape == (heads,) and ((0 <= mass) & (mass <= 1)).all()
+
+
+# ------------------------------------------------------------------------------------------- cross-attention
+
+I2V_CONFIG = {**CONFIG, "image_dim": 32, "added_kv_proj_dim": 128}
+CROSS = HeadPlan(HeadPlan.keep_all(WanTransformer3DModel(**CONFIG)).keep, ((0, 1), (2, 5, 7), (3,), (0, 4, 6, 7)))
+
+
+@pytest.fixture(scope="module")
+def i2v_model():
+    torch.manual_seed(1)
+    return WanTransformer3DModel(**I2V_CONFIG).eval()
+
+
+def _i2v_inputs(batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "hidden_states": torch.randn(batch, 3, 8, 24, 24, generator=g),
+        "timestep": torch.tensor([700.0] * batch),
+        "encoder_hidden_states": torch.randn(batch, 512, 64, generator=g),  # the processor slices 512 as text
+        "encoder_hidden_states_image": torch.randn(batch, 9, 32, generator=g),
+    }
+
+
+@pytest.mark.parametrize("which", ["t2v", "i2v"])
+def test_cross_keep_all_gives_identical_outputs(which, model, i2v_model):
+    net, inputs = (model, _inputs()) if which == "t2v" else (i2v_model, _i2v_inputs())
+    everything = HeadPlan.keep_all(net)
+    plan = HeadPlan(everything.keep, everything.keep)
+    assert (_run(prune_heads(net, plan), inputs) - _run(net, inputs)).abs().max() <= 1e-6
+
+
+def test_cross_pruning_shrinks_image_projections_and_round_trips(i2v_model, tmp_path):
+    before = {k: v.clone() for k, v in i2v_model.state_dict().items()}
+    pruned = prune_heads(i2v_model, CROSS)
+    assert all(torch.equal(before[k], v) for k, v in i2v_model.state_dict().items())
+    assert pruned.config.cross_heads_per_block == [2, 3, 1, 4]
+    attn = pruned.blocks[1].attn2
+    for name in ("to_q", "to_k", "to_v", "add_k_proj", "add_v_proj"):
+        assert getattr(attn, name).weight.shape[0] == 48
+    assert attn.norm_added_k.weight.shape == (48,) and attn.to_out[0].weight.shape == (128, 48)
+    assert torch.equal(attn.add_v_proj.weight[16:32], i2v_model.blocks[1].attn2.add_v_proj.weight[80:96])  # head 5
+    pruned.save_pretrained(tmp_path)
+    loaded = PrunedWanTransformer3DModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.cross_heads_per_block == [2, 3, 1, 4]
+    assert torch.equal(_run(loaded, _i2v_inputs()), _run(pruned, _i2v_inputs()))
+
+
+def test_cross_pruning_flops_follow_the_analytic_prediction(i2v_model):
+    plan = HeadPlan(HALF.keep, CROSS.cross_keep)
+    pruned = prune_heads(i2v_model, plan)
+    counts = []
+    for m in (i2v_model, pruned):
+        with RuntimeFlopCounter() as counter:
+            _run(m, _i2v_inputs(batch=1))
+        counts.append(counter.total)
+    teacher = analytic_flops(I2V_CONFIG, 8, 24, 24, 512, 9).total
+    student = analytic_flops(dict(pruned.config), 8, 24, 24, 512, 9).total  # head counts read from the config
+    assert student < teacher
+    assert counts[0] - counts[1] == pytest.approx(teacher - student, rel=0.01)
+
+
+def test_cross_norm_shift_covers_text_and_image_keys(i2v_model):
+    inputs = [_i2v_inputs(seed=s) for s in range(2)]
+    scales = measure_norm_shift(i2v_model, CROSS, inputs, attention="attn2")
+    assert all(len(s) == 3 and all(v != 1.0 for v in s) for s in scales[:2])
+    reference = _run(i2v_model, _i2v_inputs(seed=5))
+    plain = (_run(prune_heads(i2v_model, CROSS), _i2v_inputs(seed=5)) - reference).pow(2).mean()
+    fixed = prune_heads(i2v_model, CROSS, cross_norm_scales=scales)
+    assert (_run(fixed, _i2v_inputs(seed=5)) - reference).pow(2).mean() < plain
+
+
+def test_a_pruned_model_is_not_pruned_again(model):
+    with pytest.raises(ValueError, match="already head-pruned"):
+        prune_heads(prune_heads(model, HALF), HALF)
