@@ -101,6 +101,85 @@ def _flops_check_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SEED_COLUMNS = (
+    "psnr",
+    "ssim",
+    "colour_fidelity",
+    "motion_direction",
+    "colour_fidelity_heldout",
+    "motion_direction_heldout",
+    "flops_per_step",
+    "latency_p50",
+    "speedup",
+)
+
+
+def summarize_seeds(table: pd.DataFrame, manifest: dict) -> pd.DataFrame | None:
+    """Mean and sample std over the seed replicas of each seeded system (None when the suite has none).
+
+    Each replica's value is itself a mean over the run's videos, so the std is the spread between
+    trainings (recipe seeds), not between videos.
+    """
+    groups = {s["name"]: s.get("replica_of") for s in manifest["suite"]["systems"]}
+    if not any(groups.values()):
+        return None
+    labels = pd.Series({name: group or name for name, group in groups.items()}, name="recipe")
+    columns = [c for c in SEED_COLUMNS if c in table]
+    grouped = table[columns].groupby(labels.reindex(table.index), sort=False)
+    summary = grouped.agg(["mean", "std"])
+    summary.columns = [f"{column}_{stat}" for column, stat in summary.columns]
+    summary.insert(0, "seeds", grouped.size())
+    return summary
+
+
+def _seeds_table(summary: pd.DataFrame) -> str:
+    """mean +- std per column, recipes as rows."""
+    columns = [c[: -len("_mean")] for c in summary if c.endswith("_mean")]
+    cells = pd.DataFrame(index=summary.index)
+    cells["seeds"] = summary["seeds"]
+    for column in columns:
+        mean, std = summary[f"{column}_mean"], summary[f"{column}_std"]
+        cells[column] = [_mean_std(m, d) for m, d in zip(mean, std)]
+    return cells.to_markdown()
+
+
+def _mean_std(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.4g}" if pd.isna(std) else f"{mean:.4g} ± {std:.2g}"
+
+
+def plot_head_roles(records: list[dict], path: Path) -> bool:
+    """Blocks x heads coloured by the teacher's temporal score, a cross on each head a width system removed.
+
+    Systems with the same plan (seed replicas of a deterministic score) share one panel.
+    """
+    plans: dict[tuple, list[str]] = {}
+    temporal = None
+    for record in (r for r in records if r["kind"] == "heads"):
+        temporal = record["temporal"]
+        plans.setdefault(tuple(tuple(heads) for heads in record["keep"]), []).append(record["system"])
+    if temporal is None:
+        return False
+    figure, axes = plt.subplots(1, len(plans), figsize=(3.6 * len(plans), 3.6), squeeze=False)
+    for axis, (keep, systems) in zip(axes[0], plans.items()):
+        image = axis.imshow(temporal, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        removed = [(h, b) for b, row in enumerate(temporal) for h in range(len(row)) if h not in keep[b]]
+        axis.scatter(*zip(*removed), marker="x", color="red", s=40, label="pruned") if removed else None
+        axis.set_title("\n".join(_shorten(systems)), fontsize=8)
+        axis.set_xlabel("head")
+        axis.set_ylabel("block")
+    figure.colorbar(image, ax=axes[0].tolist(), label="temporal score (0 same frame, 1 other frames)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return True
+
+
+def _shorten(systems: list[str], most: int = 3) -> list[str]:
+    return systems if len(systems) <= most else [*systems[:most], f"+{len(systems) - most} more"]
+
+
 def plot_quality_vs_flops(table: pd.DataFrame, path: Path) -> None:
     metrics = [m for m in ("psnr", "motion_direction", "colour_fidelity") if m in table]
     if "flops_per_video" not in table or not metrics:
@@ -118,8 +197,31 @@ def plot_quality_vs_flops(table: pd.DataFrame, path: Path) -> None:
     plt.close(figure)
 
 
-def _report(table: pd.DataFrame, records: list[dict], manifest: dict) -> str:
+def _report(
+    table: pd.DataFrame, records: list[dict], manifest: dict, seeds: pd.DataFrame | None, head_roles: bool
+) -> str:
     suite, git = manifest["suite"], manifest["git"]
+    extra = []
+    if seeds is not None:
+        extra += [
+            "## Over recipe seeds",
+            "",
+            _seeds_table(seeds),
+            "",
+            "Mean ± sample std over the seed replicas of each trained system (each replica's value is its mean "
+            "over all videos above); systems without seeds have one row each.",
+            "",
+        ]
+    if head_roles:
+        extra += [
+            "## Head roles",
+            "",
+            "![head roles](plots/head_roles.png)",
+            "",
+            "The teacher's self-attention heads, coloured by temporal score; a red cross marks a head the "
+            "system's plan removed.",
+            "",
+        ]
     return "\n".join(
         [
             f"# {suite['suite']}: {suite['model']} ({suite['task']})",
@@ -139,6 +241,7 @@ def _report(table: pd.DataFrame, records: list[dict], manifest: dict) -> str:
             "Latency is seconds per whole video at batch 1; "
             "speedup is the reference's median over the system's, same run.",
             "",
+            *extra,
             "## FLOPs cross-check",
             "",
             _flops_check_table(records),
@@ -154,6 +257,10 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
     records = store.records()
     table = summarize(records, manifest)
     table.to_csv(store.root / "leaderboard.csv")
+    seeds = summarize_seeds(table, manifest)
+    if seeds is not None:
+        seeds.to_csv(store.root / "leaderboard_seeds.csv")
     plot_quality_vs_flops(table, store.root / "plots" / "quality_vs_flops.png")
-    (store.root / "report.md").write_text(_report(table, records, manifest))
+    head_roles = plot_head_roles(records, store.root / "plots" / "head_roles.png")
+    (store.root / "report.md").write_text(_report(table, records, manifest, seeds, head_roles))
     return table

@@ -1,0 +1,72 @@
+"""Report pieces computed from records alone: the seed summary and the head-role map."""
+
+import math
+
+import pytest
+
+from pare_bench.report import plot_head_roles, summarize, summarize_seeds
+
+MANIFEST = {
+    "suite": {
+        "systems": [
+            {"name": "base"},
+            {"name": "pw-s0", "replica_of": "pw"},
+            {"name": "pw-s1", "replica_of": "pw"},
+            {"name": "pw-s2", "replica_of": "pw"},
+        ],
+        "metrics": [{"metric": "psnr", "reference": "base"}],
+    }
+}
+
+
+def _psnr(system: str, name: str, value: float) -> dict:
+    return {
+        "kind": "metric",
+        "system": system,
+        "name": name,
+        "metric": "psnr",
+        "values": {"psnr": value},
+        "held_out": None,
+    }
+
+
+def test_seed_summary_is_mean_and_sample_std_of_the_replica_means():
+    records = [{"kind": "video", "system": s["name"], "name": "v"} for s in MANIFEST["suite"]["systems"]]
+    # per replica two videos; replica means 20, 22, 27
+    for system, values in (("pw-s0", (19, 21)), ("pw-s1", (22, 22)), ("pw-s2", (26, 28))):
+        records += [_psnr(system, f"v{i}", value) for i, value in enumerate(values)]
+    summary = summarize_seeds(summarize(records, MANIFEST), MANIFEST)
+    assert list(summary.index) == ["base", "pw"]
+    assert summary.loc["pw", "seeds"] == 3 and summary.loc["base", "seeds"] == 1
+    assert summary.loc["pw", "psnr_mean"] == pytest.approx(23.0)
+    assert summary.loc["pw", "psnr_std"] == pytest.approx(math.sqrt(((20 - 23) ** 2 + 1 + 16) / 2))
+
+
+def test_no_seed_summary_without_replicas():
+    manifest = {"suite": {"systems": [{"name": "a"}, {"name": "b"}], "metrics": []}}
+    assert summarize_seeds(summarize([], manifest), manifest) is None
+
+
+def test_head_role_map_draws_one_panel_per_distinct_plan(tmp_path, monkeypatch):
+    import pare_bench.report as report
+
+    panels = []
+    monkeypatch.setattr(report.plt, "subplots", _recording(report.plt.subplots, panels))
+    temporal = [[0.1, 0.9], [0.5, 0.4]]
+    records = [
+        {"kind": "heads", "system": "a-s0", "temporal": temporal, "keep": [[1], [0, 1]]},
+        {"kind": "heads", "system": "a-s1", "temporal": temporal, "keep": [[1], [0, 1]]},
+        {"kind": "heads", "system": "r-s0", "temporal": temporal, "keep": [[0], [1]]},
+    ]
+    assert plot_head_roles(records, tmp_path / "roles.png")
+    assert (tmp_path / "roles.png").stat().st_size > 0
+    assert panels == [(1, 2)]
+    assert not plot_head_roles([{"kind": "video"}], tmp_path / "none.png")
+
+
+def _recording(subplots, calls):
+    def wrapper(rows, columns, **options):
+        calls.append((rows, columns))
+        return subplots(rows, columns, **options)
+
+    return wrapper
