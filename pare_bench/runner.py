@@ -202,13 +202,13 @@ def flops_cross_check(store: RunStore, system: System) -> None:
     config = dict(model.transformer.config)
     text_len = model.spec.text_context
     image_len = (world.height // IMAGE_PATCH) * (world.width // IMAGE_PATCH) if model.spec.task == "i2v" else 0
-    heads = config.get("heads_per_block")
-    per_forward = analytic_flops(config, world.frames, world.height, world.width, text_len, image_len, heads).total
+    frames = system.sampling.frames or world.frames
+    per_forward = analytic_flops(config, frames, world.height, world.width, text_len, image_len).total
     forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
     runtime = next(r["flops"] for r in store.records() if r["system"] == system.name and "flops" in r)
     channels = config["in_channels"]
     inputs = (
-        torch.randn(1, channels, world.frames, world.height, world.width),
+        torch.randn(1, channels, frames, world.height, world.width),
         torch.tensor([500.0]),
         torch.randn(1, text_len, config["text_dim"]),
     )

@@ -25,6 +25,7 @@ class SamplingConfig:
     guidance: float = 5.0  # CFG scale; 1.0 disables the unconditional branch
     shift: float = 3.0  # flow shift, as Wan2.1 at 480p
     scheduler: str = "unipc"  # Wan2.1's default solver
+    frames: int | None = None  # video length; None: the model's world length
 
 
 def make_scheduler(config: SamplingConfig):
@@ -73,12 +74,13 @@ def sample(
         raise ValueError(f"{model.name} is an image-to-video model: pass first_frames")
     scheduler = make_scheduler(config)
     scheduler.set_timesteps(config.steps, device=device)
-    latents = initial_noise(seeds, (3, world.frames, world.height, world.width), device)
+    frames = config.frames or world.frames
+    latents = initial_noise(seeds, (3, frames, world.height, world.width), device)
     context = {"cond": model.text_encoder.encode(prompts), "uncond": model.text_encoder.encode([""] * len(prompts))}
     condition, image_kwargs = None, {}
     if first_frames is not None:
         image = first_frames.to(device) * 2 - 1
-        condition = image_condition(image, world.frames)
+        condition = image_condition(image, frames)
         image_kwargs = {"encoder_hidden_states_image": image_tokens(image, IMAGE_PATCH)}
     # Cache hooks keep state across calls; each video starts clean, as after a WanPipeline call.
     model.transformer._reset_stateful_cache()

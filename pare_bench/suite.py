@@ -173,7 +173,7 @@ class Suite(BaseModel):
     samples_per_prompt: int = Field(1, gt=0)
     seed: Seed = Field(default_factory=Seed)
     sampling: Sampling = Field(default_factory=Sampling)
-    frames: int | None = Field(None, gt=0)
+    frames: int | None = Field(None, gt=0)  # video length; None: the model's native length
     systems: list[SystemSpec] = Field(min_length=1)
     metrics: list[MetricSpec]
 
@@ -307,6 +307,37 @@ def _model_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
     return [(("model",), f"unknown model {model!r}{_hint(model, zoo)}; {local}")]
 
 
+def _tiny_max_frames() -> int:
+    """The most frames a tiny model takes: its rotary embedding has `rope_max_seq_len` positions per axis."""
+    from pare_bench.zoo import TINY_MODELS
+
+    return min(
+        spec.transformer["rope_max_seq_len"] // spec.transformer["patch_size"][0] for spec in TINY_MODELS.values()
+    )
+
+
+def _frames_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
+    frames, model = data.get("frames"), data.get("model")
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames <= 0 or not isinstance(model, str):
+        return []
+    if model in _tiny_models():
+        most = _tiny_max_frames()
+        if frames > most:
+            return [
+                (
+                    ("frames",),
+                    f"{model} takes at most {most} frames (its rotary embedding covers {most} positions); got {frames}",
+                )
+            ]
+        return []
+    if (base_dir / model / "vae").is_dir() and frames % 4 != 1:
+        lower, upper = frames - (frames - 1) % 4, frames - (frames - 1) % 4 + 4
+        return [
+            (("frames",), f"Wan needs 4k+1 frames (its VAE compresses time 4x); got {frames}, use {lower} or {upper}")
+        ]
+    return []
+
+
 def _prompt_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
     prompts = data.get("prompts")
     if not isinstance(prompts, str) or not prompts:
@@ -393,6 +424,7 @@ def load_suite(path: Path, known_metrics: set[str] | None = None) -> Suite:
     problems += _metric_problems(data, known)
     problems += _model_problems(data, path.parent)
     problems += _prompt_problems(data, path.parent)
+    problems += _frames_problems(data, path.parent)
     if problems:
         formatted = sorted(locate_problem(index, loc, message) for loc, message in problems)
         raise SuiteError(path, [line for _, line in formatted])

@@ -67,7 +67,7 @@ def build_system(
     spec: SystemSpec, suite: Suite, teacher: TinyWan, artifacts: Path | None = None, retrain: bool = False
 ) -> System:
     """The system's model: the teacher, or the student its recipe trains (cached), plus its cache hook."""
-    sampling = SamplingConfig(**suite.sampling_for(spec).model_dump())
+    sampling = SamplingConfig(**suite.sampling_for(spec).model_dump(), frames=suite.frames)
     model = teacher
     if spec.recipe is not None and spec.recipe.width is not None:
         from pare_bench.recipes import ARTIFACTS_DIR, width_student

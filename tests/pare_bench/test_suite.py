@@ -208,6 +208,10 @@ def test_duplicate_system_names():
     ("extra", "expected"),
     [
         ("frames: 0\n", "frames: Input should be greater than 0"),
+        ("frames: -3\n", "frames: Input should be greater than 0"),
+        ("frames: 100\n", "frames: tiny-wan-t2v takes at most 64 frames (its rotary embedding covers 64 positions)"),
+        ("sampling: {steps: 0}\n", "sampling.steps: Input should be greater than 0"),
+        ("systems: [{name: s, sampling: {steps: -2}}]\n", "systems[0].sampling.steps: Input should be greater than 0"),
         ("sampling: {guidance: 0.5}\n", "sampling.guidance: Input should be greater than or equal to 1"),
         ("sampling: {steps: true}\n", "sampling.steps: Input should be a valid integer (got True)"),
         ("seed: {base: -1}\n", "seed.base: Input should be greater than or equal to 0"),
@@ -230,6 +234,14 @@ def test_field_problems(extra, expected):
     with pytest.raises(SuiteError) as caught:
         load_suite_text(extra)
     assert expected in str(caught.value)
+
+
+def test_wan_frame_counts_must_be_4k_plus_1(tmp_path):
+    (tmp_path / "wan" / "vae").mkdir(parents=True)
+    with pytest.raises(SuiteError) as caught:
+        load_suite_text("model: wan\nframes: 80\n", directory=tmp_path)
+    assert "frames: Wan needs 4k+1 frames (its VAE compresses time 4x); got 80, use 77 or 81" in str(caught.value)
+    assert load_suite_text("model: wan\nframes: 81\n", directory=tmp_path).frames == 81
 
 
 def test_seeds_expand_into_one_system_per_recipe_seed():

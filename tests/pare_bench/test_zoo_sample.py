@@ -51,3 +51,13 @@ def test_i2v_needs_and_uses_the_first_frame(tiny_i2v):
 def test_unknown_scheduler():
     with pytest.raises(ValueError, match="unipc"):
         make_scheduler(SamplingConfig(scheduler="ddim"))
+
+
+@pytest.mark.parametrize("name", ["t2v", "i2v"])
+def test_suite_frames_set_the_video_length(name, tiny_t2v, tiny_i2v):
+    from pare_bench.evaluate import first_frames
+
+    model = tiny_t2v if name == "t2v" else tiny_i2v
+    image = first_frames(model, ["a red circle moving left"], [0])
+    video = sample(model, ["a red circle moving left"], [0], SamplingConfig(steps=2, frames=5), image)
+    assert video.shape == (1, 3, 5, 24, 24)
