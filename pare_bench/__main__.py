@@ -62,6 +62,12 @@ def _bench_width(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from pare_bench.compare import compare_cli
+
+    return compare_cli(args.base_dir, args.new_dir, args.tolerance)
+
+
 def _profile_heads(args) -> int:
     from pare_bench.width import profile_model
     from pare_bench.zoo import load_tiny
@@ -87,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild leaderboard.csv, report.md and plots from a run's records")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=_report)
+
+    compare = sub.add_parser(
+        "compare", help="regression gate: exit 1 when NEW is worse than BASE beyond tolerance (pare_bench/compare.py)"
+    )
+    compare.add_argument("base_dir", type=Path)
+    compare.add_argument("new_dir", type=Path)
+    compare.add_argument("--tolerance", type=Path, default=None, help="YAML overriding the default tolerances")
+    compare.set_defaults(func=_compare)
 
     train = sub.add_parser("train-teacher", help="train a tiny Wan teacher on the tiny world")
     train.add_argument("model", choices=sorted(TINY_MODELS))

@@ -17,11 +17,15 @@ class CorruptCheckpointError(RuntimeError):
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename: never a half-written `path`."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a kill signal: leave no temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _modules(model, ema) -> dict:

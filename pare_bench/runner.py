@@ -257,11 +257,11 @@ def run_suite(
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
     prompts = resolve_prompts(suite, suite_path)[:limit]
+    teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written
     store = RunStore(out or Path("runs") / suite.suite)
     if fresh:
         _clear_run_dir(store.root)
     store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
-    teacher = load_model(suite, suite_path)
     systems = [build_system(spec, suite, teacher, retrain=retrain) for spec in suite.systems]
     record_head_plans(store, suite, teacher)
     items = work_items(suite, prompts)
@@ -284,7 +284,7 @@ def run_suite(
 def run_suite_cli(
     suite_path: Path, out: Path | None, limit: int | None, fresh: bool = False, retrain: bool = False
 ) -> int:
-    """Exit codes: 0 done, 1 some work items failed, 2 bad input (nothing written)."""
+    """Exit codes: 0 done, 1 some work items failed or a write failed (rerun to resume), 2 bad input."""
     try:
         root = run_suite(suite_path, out, limit, fresh=fresh, retrain=retrain)
     except SuiteError as error:
@@ -293,5 +293,13 @@ def run_suite_cli(
     except (RunDirError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk or a failing device mid-run: finished work items are kept
+        where = f" ({error.filename})" if error.filename else ""
+        print(
+            f"error: a write failed{where}: {error.strerror or error}. Finished work items are kept; "
+            "fix the cause (free disk space) and rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return 1
     failures = sum(1 for r in RunStore(root).records() if r["kind"] == "video" and "failed" in r)
     return 1 if failures else 0

@@ -132,3 +132,136 @@ def test_other_suite_in_run_dir_is_refused_and_fresh_starts_over(run_dir, tmp_pa
     (not_a_run / "precious.txt").write_text("x")
     assert main(["run", str(other), "--out", str(not_a_run), "--fresh"]) == 2
     assert (not_a_run / "precious.txt").exists()
+
+
+# ------------------------------------------------------------------------------------- reliability (issue 9)
+
+TIMING = ["latency_p50", "latency_p90", "speedup"]
+
+
+def _board(run: Path) -> pd.DataFrame:
+    """The leaderboard without the timing columns, which differ between any two runs."""
+    return pd.read_csv(run / "leaderboard.csv", index_col="system").drop(columns=TIMING)
+
+
+def _write_suite(tmp_path: Path, extra: str) -> Path:
+    """run_tiny.yaml with `extra` appended (later keys win), written next to nothing it includes."""
+    text = SUITE.read_text().replace("include: ../../../", f"include: {Path(__file__).parents[2]}/")
+    path = tmp_path / "suite.yaml"
+    path.write_text(text + extra)
+    return path
+
+
+@pytest.mark.integration
+def test_gate_passes_on_the_reference_and_fails_on_a_degraded_system(run_dir, tmp_path, capsys):
+    assert main(["compare", str(run_dir), str(run_dir)]) == 0
+    assert "no regression" in capsys.readouterr().out
+    # the same systems, but fbcache deliberately degraded: one denoising step instead of two
+    degraded = _write_suite(
+        tmp_path,
+        "systems:\n  - {name: baseline}\n"
+        "  - {name: fbcache, cache: {first_block: {threshold: 0.1}}, sampling: {steps: 1}}\n",
+    )
+    assert main(["run", str(degraded), "--out", str(tmp_path / "run"), "--limit", "2"]) == 0
+    assert main(["compare", str(run_dir), str(tmp_path / "run")]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "psnr" in out and "regression(s)" in out
+
+
+@pytest.mark.integration
+def test_non_finite_sample_fails_its_item_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    from pare_bench.systems import System
+
+    real = System.generate
+
+    def poisoned(self, prompts, seeds, first_frames=None):
+        video = real(self, prompts, seeds, first_frames)
+        return video * float("nan") if self.name == "fbcache" and "yellow" in prompts[0] else video
+
+    monkeypatch.setattr(System, "generate", poisoned)
+    assert main(["run", str(SUITE), "--out", str(tmp_path), "--limit", "2"]) == 1
+    board = pd.read_csv(tmp_path / "leaderboard.csv", index_col="system")
+    assert board.loc["fbcache", "failures"] == 1 and board.loc["fbcache", "videos"] == 1
+    assert board.loc["baseline", "failures"] == 0 and board.loc["baseline", "videos"] == 2
+    (failed,) = [r for r in RunStore(tmp_path).records() if "failed" in r]
+    assert failed["failed"] == "non-finite values in the sample" and failed["system"] == "fbcache"
+
+
+@pytest.mark.integration
+def test_full_disk_mid_run_keeps_finished_work_and_a_rerun_completes(run_dir, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    real, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) > 6:  # the manifest and a few frames, videos and records get through
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert main(["run", str(SUITE), "--out", str(tmp_path), "--limit", "2"]) == 1
+    message = capsys.readouterr().err
+    assert "No space left on device" in message and "rerun the same command to resume" in message
+    monkeypatch.setattr(os, "fsync", real)
+    assert not list(tmp_path.rglob(".*.tmp"))  # no half-written file left behind
+    kept = [r for r in RunStore(tmp_path).records() if r["kind"] == "video"]
+    assert kept and all(RunStore(tmp_path).frames_path(r["system"], r["name"]).is_file() for r in kept)
+    assert main(["run", str(SUITE), "--out", str(tmp_path), "--limit", "2"]) == 0
+    pd.testing.assert_frame_equal(_board(tmp_path), _board(run_dir))
+
+
+def test_missing_weights_fail_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "weights" / "transformer").mkdir(parents=True)
+    suite = _write_suite(tmp_path, "model: weights\n")
+    assert main(["run", str(suite), "--out", str(tmp_path / "out")]) == 2
+    message = capsys.readouterr().err
+    assert "transformer/diffusion_pytorch_model.safetensors" in message
+    assert "text_encoder/diffusion_pytorch_model.safetensors" in message
+    assert "train-teacher" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_directory_exits_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["run", str(SUITE), "--out", str(tmp_path / "file" / "run"), "--limit", "1"]) == 2
+    assert "cannot write the run directory" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_kill_and_resume_at_random_points_gives_the_same_leaderboard(run_dir, tmp_path):
+    """SIGKILL the run at several random moments, rerun the same command each time, then let it finish.
+
+    A kill moment is a random number of new records (0: during start-up) plus a random delay, so the
+    kills land at random places in the run's progress on any machine speed.
+    """
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "pare_bench", "run", str(SUITE), "--out", str(tmp_path), "--limit", "2"]
+    records = tmp_path / "records.jsonl"
+
+    def count() -> int:
+        return len(records.read_text().splitlines()) if records.exists() else 0
+
+    rng, kills = random.Random(9), []
+    for _ in range(5):
+        target = count() + rng.randint(0, 3)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while process.poll() is None and count() < target:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills.append(count())
+        process.wait()
+    print(f"killed at record counts {kills}")  # shown with -s, for the record
+    assert len(kills) >= 3, f"only {len(kills)} kills landed before the run finished"
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    pd.testing.assert_frame_equal(_board(tmp_path), _board(run_dir))
+    videos = [(r["system"], r["name"]) for r in RunStore(tmp_path).records() if r["kind"] == "video"]
+    assert len(videos) == len(set(videos)) == 4  # no work item done twice

@@ -1,0 +1,152 @@
+"""`python -m pare_bench compare BASE_DIR NEW_DIR [--tolerance FILE]`: the CI regression gate.
+
+Reads the `leaderboard.csv` of two run directories and checks every system of BASE in NEW:
+
+- a quality metric (higher is better) regresses when NEW < BASE - tolerance; tolerances are absolute,
+  in the metric's own unit (dB for PSNR, a score in [0, 1] for SSIM and the world scores);
+- a cost metric (lower is better) regresses when NEW > BASE * tolerance; tolerances are ratios;
+- `failures` regresses when it rises at all, and a BASE system missing from NEW regresses.
+
+Default tolerances (`DEFAULT_TOLERANCES`) absorb CPU-to-CPU numeric differences in quality and FLOP
+counts that differ by nothing but allow latency to move with the machine: 1.5x, since CI machines are
+shared and latency there is noisy. A tolerance file (YAML) overrides any of them, e.g.
+
+    quality: {psnr: 1.0}
+    cost: {latency_p50: 3.0}
+
+Exit codes: 0 no regression, 1 regression, 2 bad input (a missing leaderboard, a bad tolerance file).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from pare_bench.world.detect import WORLD_METRICS
+
+_WORLD = (*WORLD_METRICS, "shape_accuracy")
+DEFAULT_TOLERANCES = {
+    "quality": {
+        "psnr": 0.5,
+        "ssim": 0.01,
+        **{name: 0.05 for name in _WORLD},
+        **{f"{name}_heldout": 0.05 for name in _WORLD},
+    },
+    "cost": {"flops_per_step": 1.01, "flops_per_video": 1.01, "latency_p50": 1.5, "latency_p90": 1.5},
+}
+
+
+class Tolerances(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quality: dict[str, float] = Field(default_factory=dict)  # metric -> largest allowed absolute drop
+    cost: dict[str, float] = Field(default_factory=dict)  # metric -> largest allowed ratio new / base
+
+
+class CompareError(ValueError):
+    """Bad input to compare: names the file and what to fix."""
+
+
+def load_tolerances(path: Path | None) -> dict[str, dict[str, float]]:
+    """The defaults, overridden by `path`; unknown metrics and non-positive tolerances are refused."""
+    merged = {kind: dict(values) for kind, values in DEFAULT_TOLERANCES.items()}
+    if path is None:
+        return merged
+    try:
+        tolerances = Tolerances.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    except (OSError, yaml.YAMLError) as error:
+        raise CompareError(f"cannot read tolerance file {path}: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise CompareError(f"invalid tolerance file {path}: {problems}") from None
+    for kind in ("quality", "cost"):
+        for metric, value in getattr(tolerances, kind).items():
+            if metric not in merged[kind]:
+                raise CompareError(
+                    f"invalid tolerance file {path}: unknown {kind} metric {metric!r} (known: {sorted(merged[kind])})"
+                )
+            if value < 0 or (kind == "cost" and value < 1):
+                least = "a ratio >= 1" if kind == "cost" else ">= 0"
+                raise CompareError(f"invalid tolerance file {path}: {kind}.{metric} must be {least}, got {value}")
+            merged[kind][metric] = value
+    return merged
+
+
+def read_leaderboard(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / "leaderboard.csv"
+    if not path.is_file():
+        raise CompareError(f"no leaderboard at {path}: pass a finished run directory (or rebuild it with `report`)")
+    return pd.read_csv(path, index_col="system")
+
+
+def compare_runs(base: pd.DataFrame, new: pd.DataFrame, tolerances: dict) -> pd.DataFrame:
+    """One row per (system, metric) checked: base, new, allowed bound and whether it regressed."""
+    rows = []
+    for system in base.index:
+        if system not in new.index:
+            rows.append({"system": system, "metric": "(system)", "status": "missing in new run", "regressed": True})
+            continue
+        if "failures" in base:
+            before, after = base.loc[system, "failures"], new.loc[system].get("failures", 0)
+            rows.append(_row(system, "failures", before, after, before, after > before))
+        for kind, sign in (("quality", -1), ("cost", +1)):
+            for metric, tolerance in tolerances[kind].items():
+                before = base.loc[system].get(metric, math.nan)
+                if pd.isna(before):
+                    continue  # the base run does not measure it for this system
+                after = new.loc[system].get(metric, math.nan)
+                bound = before - tolerance if sign < 0 else before * tolerance
+                worse = pd.isna(after) or (after < bound if sign < 0 else after > bound)
+                rows.append(_row(system, metric, before, after, bound, worse))
+    return pd.DataFrame(rows)
+
+
+def _row(system: str, metric: str, before: float, after: float, bound: float, regressed: bool) -> dict:
+    status = "REGRESSED" if regressed else "ok"
+    if pd.isna(after):
+        status = "REGRESSED (not measured in new run)"
+    return {
+        "system": system,
+        "metric": metric,
+        "base": before,
+        "new": after,
+        "bound": bound,
+        "status": status,
+        "regressed": bool(regressed),
+    }
+
+
+def print_comparison(table: pd.DataFrame, console: Console) -> None:
+    view = Table(title="compare: new run against base")
+    for column in ("system", "metric", "base", "new", "bound", "status"):
+        view.add_column(column, justify="left" if column in ("system", "metric", "status") else "right", no_wrap=True)
+    for row in table.itertuples():
+        cells = [
+            f"{getattr(row, c):.5g}" if isinstance(getattr(row, c), float) else str(getattr(row, c))
+            for c in ("base", "new", "bound")
+        ]
+        style = "red" if row.regressed else None
+        view.add_row(row.system, row.metric, *cells, row.status, style=style)
+    console.print(view)
+
+
+def compare_cli(base_dir: Path, new_dir: Path, tolerance: Path | None, console: Console | None = None) -> int:
+    console = console or Console()
+    try:
+        tolerances = load_tolerances(tolerance)
+        table = compare_runs(read_leaderboard(base_dir), read_leaderboard(new_dir), tolerances)
+    except CompareError as error:
+        console.print(f"error: {error}", style="red", markup=False, highlight=False)
+        return 2
+    print_comparison(table, console)
+    regressions = int(table["regressed"].sum()) if len(table) else 0
+    console.print(
+        f"{regressions} regression(s) in {len(table)} checks" if regressions else f"no regression ({len(table)} checks)"
+    )
+    return 1 if regressions else 0
