@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
@@ -292,6 +293,9 @@ def run_suite_cli(
         return 2
     except (RunDirError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except CorruptCheckpointError as error:
+        print(f"error: {error} (or rerun with --retrain)", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk or a failing device mid-run: finished work items are kept
         where = f" ({error.filename})" if error.filename else ""
