@@ -62,6 +62,15 @@ def _bench_width(args) -> int:
     return 0
 
 
+def _setup_vbench(args) -> int:
+    from pare_bench.metrics.vbench import default_env, setup_env
+
+    env = args.env or default_env()
+    setup_env(env)
+    print(f"VBench environment ready at {env}" + ("" if args.env is None else f"; export PARE_VBENCH_ENV={env}"))
+    return 0
+
+
 def _compare(args) -> int:
     from pare_bench.compare import compare_cli
 
@@ -93,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild leaderboard.csv, report.md and plots from a run's records")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=_report)
+
+    setup = sub.add_parser("setup-vbench", help="create the separate environment the real vbench package runs in")
+    setup.add_argument("--env", type=Path, default=None, help="where (default $PARE_VBENCH_ENV or ~/.cache/pare-bench)")
+    setup.set_defaults(func=_setup_vbench)
 
     compare = sub.add_parser(
         "compare", help="regression gate: exit 1 when NEW is worse than BASE beyond tolerance (pare_bench/compare.py)"

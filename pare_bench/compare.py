@@ -3,7 +3,8 @@
 Reads the `leaderboard.csv` of two run directories and checks every system of BASE in NEW:
 
 - a quality metric (higher is better) regresses when NEW < BASE - tolerance; tolerances are absolute,
-  in the metric's own unit (dB for PSNR, a score in [0, 1] for SSIM and the world scores);
+  in the metric's own unit (dB for PSNR, a score in [0, 1] for SSIM, the world scores and VBench's raw
+  dimensions);
 - a cost metric (lower is better) regresses when NEW > BASE * tolerance; tolerances are ratios;
 - `failures` regresses when it rises at all, and a BASE system missing from NEW regresses.
 
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from pare_bench.metrics.vbench_scoring import DIMENSIONS as VBENCH_DIMENSIONS
 from pare_bench.world.detect import WORLD_METRICS
 
 _WORLD = (*WORLD_METRICS, "shape_accuracy")
@@ -37,6 +39,7 @@ DEFAULT_TOLERANCES = {
         "ssim": 0.01,
         **{name: 0.05 for name in _WORLD},
         **{f"{name}_heldout": 0.05 for name in _WORLD},
+        **{f"vbench_{name}": 0.02 for name in (*VBENCH_DIMENSIONS, "total", "quality", "semantic")},
     },
     "cost": {"flops_per_step": 1.01, "flops_per_video": 1.01, "latency_p50": 1.5, "latency_p90": 1.5},
 }

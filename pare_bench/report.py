@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pare_bench.metrics import get_metric  # noqa: E402
+from pare_bench.metrics.vbench_scoring import NORMALIZE, normalized  # noqa: E402
+from pare_bench.metrics.vbench_scoring import scores as vbench_scores  # noqa: E402
 from pare_bench.store import RunStore  # noqa: E402
 from pare_bench.world.detect import WORLD_METRICS  # noqa: E402
 
@@ -76,6 +78,14 @@ def summarize(records: list[dict], manifest: dict) -> pd.DataFrame:
         for record in (r for r in records if r["kind"] == "latency" and r["system"] == system):
             for key, value in get_metric("latency").compute(record["seconds"]).items():
                 table.loc[system, key] = value
+    for record in (r for r in records if r["kind"] == "vbench"):
+        for dimension, score in record.items():
+            if dimension in NORMALIZE:  # VBench's own aggregate, and its leaderboard normalization
+                table.loc[record["system"], f"vbench_{dimension}"] = score
+                table.loc[record["system"], f"vbench_{dimension}_norm"] = normalized(dimension, score)
+        if all(d in record for d in NORMALIZE):
+            for key, value in vbench_scores({d: record[d] for d in NORMALIZE}).items():
+                table.loc[record["system"], f"vbench_{key}"] = value
     if "latency_p50" in table:
         table["speedup"] = table.loc[_reference(manifest), "latency_p50"] / table["latency_p50"]
     return _ordered(table)

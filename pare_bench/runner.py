@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
+from pare_bench.metrics.vbench import run_vbench, vbench_problems
 from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
 from pare_bench.store import RunDirError, RunStore, video_name
@@ -194,6 +196,45 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
             bar.advance(task)
 
 
+def vbench_dimensions(suite: Suite) -> list[str]:
+    return [d for spec in suite.metrics if spec.metric == "vbench" for d in spec.options["dimensions"]]
+
+
+def compute_vbench(store: RunStore, suite: Suite, console: Console) -> None:
+    """The real VBench on each system's mp4 files; every per-video raw score becomes a metric record."""
+    dimensions = vbench_dimensions(suite)
+    records = store.records()
+    done = {r["system"] for r in records if r["kind"] == "vbench"}
+    for system in (s.name for s in suite.systems if s.name not in done):
+        videos = [r for r in records if r["kind"] == "video" and r["system"] == system and "failed" not in r]
+        if not videos:
+            continue
+        console.print(f"vbench {system}: {', '.join(dimensions)} on {len(videos)} videos")
+        with tempfile.TemporaryDirectory() as scratch:  # only the videos that succeeded, as VBench reads a folder
+            folder = Path(scratch) / "videos"
+            folder.mkdir()
+            for video in videos:
+                (folder / f"{video['name']}.mp4").symlink_to(store.video_path(system, video["name"]).resolve())
+            prompts = {f"{v['name']}.mp4": v["prompt"] for v in videos}
+            results = run_vbench(folder, prompts, dimensions, Path(scratch) / "out")
+            raw = Path(scratch) / "out" / "pare_eval_results.json"  # kept: VBench's own JSON, for audits
+            store.save_bytes(Path("vbench") / system / "eval_results.json", raw.read_bytes())
+        for video in videos:
+            values = {f"vbench_{d}": results[d]["videos"][f"{video['name']}.mp4"] for d in dimensions}
+            store.append(
+                {
+                    "kind": "metric",
+                    "system": system,
+                    "name": video["name"],
+                    "metric": "vbench",
+                    "reference": None,
+                    "values": values,
+                    "held_out": None,
+                }
+            )
+        store.append({"kind": "vbench", "system": system, **{d: results[d]["score"] for d in dimensions}})
+
+
 def flops_cross_check(store: RunStore, system: System) -> None:
     """A dense system (teacher or pruned student) counted three ways: analytic formula, run-time counter, fvcore
     (x2, MACs)."""
@@ -238,6 +279,10 @@ def record_head_plans(store: RunStore, suite: Suite, teacher: TinyWan) -> None:
         store.append({"kind": "heads", "system": spec.name, "temporal": profile.temporal, "keep": plan.keep})
 
 
+class PreflightError(RuntimeError):
+    """Something a suite needs is missing; found before any generation."""
+
+
 def _clear_run_dir(root: Path) -> None:
     """--fresh: remove an earlier run, but only a directory that is one (it has a manifest)."""
     if not root.exists():
@@ -258,6 +303,9 @@ def run_suite(
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
     prompts = resolve_prompts(suite, suite_path)[:limit]
+    problems = vbench_problems(vbench_dimensions(suite)) if vbench_dimensions(suite) else []
+    if problems:
+        raise PreflightError("cannot run this suite's metrics:\n" + "\n".join(f"  {p}" for p in problems))
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written
     store = RunStore(out or Path("runs") / suite.suite)
     if fresh:
@@ -274,6 +322,8 @@ def run_suite(
             options = spec.options
             measure_latency(store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console)
     compute_metrics(store, suite, console)
+    if vbench_dimensions(suite):
+        compute_vbench(store, suite, console)
     if flops_spec is not None:
         for system in (s for s in systems if s.dense):
             flops_cross_check(store, system)
@@ -292,6 +342,9 @@ def run_suite_cli(
         print(error, file=sys.stderr)
         return 2
     except (RunDirError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except CorruptCheckpointError as error:

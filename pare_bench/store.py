@@ -101,7 +101,15 @@ class RunStore:
         with np.load(self.frames_path(system, name)) as data:
             return data["frames"]
 
+    def save_bytes(self, relative: Path, data: bytes) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+
+    def video_path(self, system: str, name: str) -> Path:
+        return self.root / "videos" / system / f"{name}.mp4"
+
     def save_video(self, system: str, name: str, frames: np.ndarray) -> None:
-        path = self.root / "videos" / system / f"{name}.mp4"
+        path = self.video_path(system, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, encode_mp4(frames))

@@ -289,6 +289,27 @@ def _metric_problems(data: dict, known: set[str]) -> list[tuple[Loc, str]]:
             problems.append((("metrics", position, "metric"), f"unknown metric {name!r}{_hint(name, known)}{empty}"))
         elif name in METRICS and METRICS[name].kind == "paired" and spec.get("reference") is None:
             problems.append((("metrics", position), f"paired metric {name!r} needs a `reference:` system"))
+        elif name == "vbench":
+            problems += [(("metrics", position, "dimensions"), message) for message in _vbench_problems(spec)]
+    return problems
+
+
+def _vbench_problems(spec: dict) -> list[str]:
+    """VBench dimensions must be named, known and, with the suite's own prompts, supported by custom_input."""
+    from pare_bench.metrics.vbench import CUSTOM_INPUT, STANDARD_ONLY
+
+    dimensions = spec.get("dimensions")
+    if not isinstance(dimensions, list) or not dimensions or not all(isinstance(d, str) for d in dimensions):
+        return [f"vbench needs `dimensions:`, a non-empty list of names from {list(CUSTOM_INPUT)}"]
+    problems = []
+    for dimension in dimensions:
+        if dimension in STANDARD_ONLY:
+            problems.append(
+                f"VBench dimension {dimension!r} needs VBench's own prompt suite (standard mode), which this "
+                f"harness does not run yet; custom_input supports {list(CUSTOM_INPUT)}"
+            )
+        elif dimension not in CUSTOM_INPUT:
+            problems.append(f"unknown VBench dimension {dimension!r}{_hint(dimension, CUSTOM_INPUT)}")
     return problems
 
 

@@ -15,7 +15,7 @@ from pare_bench.suite import Suite, SuiteError, load_suite, resolve_prompts, sui
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "suites"
 # The metric registry is filled by other modules; these tests name the metrics instead of importing them.
-METRICS = {"psnr", "ssim", "world", "flops", "latency"}
+METRICS = {"psnr", "ssim", "world", "flops", "latency", "vbench"}
 # The zoo imports diffusers (slow); `test_fake_zoo_matches_the_zoo` keeps this copy honest.
 FAKE_ZOO = {"tiny-wan-t2v": "t2v", "tiny-wan-i2v": "i2v"}
 
@@ -286,3 +286,17 @@ def test_shipped_suites_load(path, monkeypatch):
     monkeypatch.undo()
     suite = load_suite(path)
     assert resolve_prompts(suite, path)
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "expected"),
+    [
+        ("[temporal_flicker]", "unknown VBench dimension 'temporal_flicker'; did you mean 'temporal_flickering'?"),
+        ("[color]", "VBench dimension 'color' needs VBench's own prompt suite (standard mode)"),
+        ("[]", "vbench needs `dimensions:`, a non-empty list"),
+    ],
+)
+def test_vbench_dimensions_are_checked(dimensions, expected):
+    with pytest.raises(SuiteError) as caught:
+        load_suite_text(f"metrics: [{{metric: vbench, dimensions: {dimensions}}}]\n")
+    assert expected in str(caught.value)

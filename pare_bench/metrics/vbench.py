@@ -1,0 +1,203 @@
+"""The real VBench package, run in its own environment through a subprocess.
+
+vbench pins numpy<2 and transformers 4.33, which cannot live beside this project's stack, so
+`python -m pare_bench setup-vbench` creates a separate virtual environment (default
+~/.cache/pare-bench/vbench-<version>, or $PARE_VBENCH_ENV) and `run_vbench` calls
+`pare_bench/vbench_worker.py` there. Each system's videos (`videos/<system>/{prompt}-{index}.mp4`, VBench's
+naming) are scored; VBench's `<name>_eval_results.json` is parsed and every per-video raw score is kept.
+
+Preflight (`vbench_problems`) runs before any generation: the environment must exist, and each requested
+dimension's weight files must be under VBENCH_CACHE_DIR (default ~/.cache/vbench), since the worker runs
+VBench in local mode and this machine cannot download them. `temporal_flickering` needs no weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import venv
+from importlib.metadata import version
+from pathlib import Path
+
+from pare_bench.metrics.registry import register_metric
+from pare_bench.metrics.vbench_scoring import DIMENSIONS
+
+VBENCH_VERSION = "0.1.5"
+ENV_VAR = "PARE_VBENCH_ENV"
+# VBench's custom_input mode refuses the dimensions that need its own prompt suite's metadata.
+STANDARD_ONLY = ("object_class", "multiple_objects", "color", "spatial_relationship", "scene", "appearance_style")
+CUSTOM_INPUT = tuple(d for d in DIMENSIONS if d not in STANDARD_ONLY)
+
+_CLIP_B = (
+    "clip_model/ViT-B-32.pt",
+    "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+)
+_GRIT = (
+    "grit_model/grit_b_densecap_objectdet.pth",
+    "https://datarelease.blob.core.windows.net/grit/models/grit_b_densecap_objectdet.pth",
+)
+_VICLIP = (
+    "ViCLIP/ViClip-InternVid-10M-FLT.pth",
+    "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/ViClip-InternVid-10M-FLT.pth",
+)
+# dimension -> (file under VBENCH_CACHE_DIR, where it comes from), as vbench 0.1.5's init_submodules(local=True)
+WEIGHTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "temporal_flickering": (),
+    "subject_consistency": (
+        ("dino_model/facebookresearch_dino_main/hubconf.py", "git clone https://github.com/facebookresearch/dino"),
+        (
+            "dino_model/dino_vitbase16_pretrain.pth",
+            "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+        ),
+    ),
+    "background_consistency": (_CLIP_B,),
+    "motion_smoothness": (("amt_model/amt-s.pth", "https://huggingface.co/lalala125/AMT/resolve/main/amt-s.pth"),),
+    "dynamic_degree": (
+        ("raft_model/models/raft-things.pth", "https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip (unzip)"),
+    ),
+    "aesthetic_quality": (
+        (
+            "clip_model/ViT-L-14.pt",
+            "https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+        ),
+        (
+            "aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",
+            "https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
+        ),
+    ),
+    "imaging_quality": (
+        (
+            "pyiqa_model/musiq_spaq_ckpt-358bb6af.pth",
+            "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/musiq_spaq_ckpt-358bb6af.pth",
+        ),
+    ),
+    "object_class": (_GRIT,),
+    "multiple_objects": (_GRIT,),
+    "color": (_GRIT,),
+    "spatial_relationship": (_GRIT,),
+    "human_action": (
+        (
+            "umt_model/l16_ptk710_ftk710_ftk400_f16_res224.pth",
+            "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/l16_ptk710_ftk710_ftk400_f16_res224.pth",
+        ),
+    ),
+    "scene": (
+        (
+            "caption_model/tag2text_swin_14m.pth",
+            "https://huggingface.co/spaces/xinyu1205/recognize-anything/resolve/main/tag2text_swin_14m.pth",
+        ),
+    ),
+    "appearance_style": (_CLIP_B,),
+    "temporal_style": (_VICLIP,),
+    "overall_consistency": (_VICLIP,),
+}
+
+
+class VBenchError(RuntimeError):
+    pass
+
+
+def default_env() -> Path:
+    return Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "pare-bench" / f"vbench-{VBENCH_VERSION}")
+
+
+def cache_dir() -> Path:
+    """VBench's weight directory, read the way vbench reads it (vbench/utils.py)."""
+    return Path(os.environ.get("VBENCH_CACHE_DIR") or Path.home() / ".cache" / "vbench")
+
+
+def _python(env: Path) -> Path:
+    return env / "bin" / "python"
+
+
+def setup_env(env: Path) -> None:
+    """Create the environment: the same torch/torchvision as this one (from the local wheels), vbench, numpy<2."""
+    venv.create(env, with_pip=True, clear=env.exists())
+    packages = [
+        f"torch=={version('torch').split('+')[0]}",
+        f"torchvision=={version('torchvision').split('+')[0]}",
+        f"vbench=={VBENCH_VERSION}",
+        "numpy<2",
+    ]
+    subprocess.run([str(_python(env)), "-m", "pip", "install", *packages], check=True)
+    subprocess.run([str(_python(env)), "-c", "import vbench"], check=True)
+
+
+def missing_weights(dimensions: list[str], root: Path | None = None) -> list[str]:
+    """'<path> (from <source>)' for every weight file a dimension needs that is not under VBENCH_CACHE_DIR."""
+    root = root or cache_dir()
+    missing = {}
+    for dimension in dimensions:
+        for relative, source in WEIGHTS[dimension]:
+            if not (root / relative).is_file():
+                missing[str(root / relative)] = f"{root / relative} (for {dimension}; from {source})"
+    return list(missing.values())
+
+
+def vbench_problems(dimensions: list[str], env: Path | None = None) -> list[str]:
+    """What keeps VBench from running these dimensions here; checked before any generation."""
+    env = env or default_env()
+    problems = []
+    if not _python(env).is_file():
+        problems.append(f"no VBench environment at {env}: create it with `python -m pare_bench setup-vbench`")
+    problems += [f"missing VBench weights: {line}" for line in missing_weights(dimensions)]
+    return problems
+
+
+def run_vbench(
+    videos: Path, prompts: dict[str, str], dimensions: list[str], work: Path, env: Path | None = None
+) -> dict:
+    """{dimension: {"score": VBench's aggregate, "videos": {file name: raw score}}} for the mp4 files in `videos`."""
+    env = env or default_env()
+    work.mkdir(parents=True, exist_ok=True)
+    request = {
+        "videos": str(videos),
+        "name": "pare",
+        "output": str(work),
+        "dimensions": list(dimensions),
+        "mode": "custom_input",
+        "prompts": prompts,
+        "device": "cuda" if _has_cuda() else "cpu",
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=work, delete=False) as handle:
+        json.dump(request, handle)
+    worker = Path(__file__).parents[1] / "vbench_worker.py"
+    done = subprocess.run(
+        [str(_python(env)), str(worker), handle.name],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VBENCH_CACHE_DIR": str(cache_dir())},
+    )
+    if done.returncode != 0:
+        raise VBenchError(f"vbench failed on {videos} (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return parse_results(work / "pare_eval_results.json", dimensions, expected=set(prompts))
+
+
+def parse_results(path: Path, dimensions: list[str], expected: set[str]) -> dict:
+    """VBench's eval_results.json -> per dimension its aggregate and every video's raw score.
+
+    VBench skips a video it cannot decode and averages the rest; here a missing video is an error.
+    """
+    results = json.loads(Path(path).read_text())
+    parsed = {}
+    for dimension in dimensions:
+        aggregate, per_video = results[dimension]
+        scores = {Path(item["video_path"]).name: float(item["video_results"]) for item in per_video}
+        if set(scores) != expected:
+            raise VBenchError(f"vbench {dimension} scored {sorted(scores)}, expected {sorted(expected)}")
+        parsed[dimension] = {"score": float(aggregate), "videos": scores}
+    return parsed
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@register_metric("vbench", kind="vbench", higher_is_better=True)
+def vbench_metric(*args, **kwargs) -> dict:
+    """Registered for validation and the report; the runner calls `run_vbench` once per system."""
+    return run_vbench(*args, **kwargs)

@@ -1,0 +1,95 @@
+"""The real vbench package, in its own environment: preflight, and the harness's numbers against vbench's own.
+
+The end-to-end test needs the environment from `python -m pare_bench setup-vbench`. It is skipped where that
+environment is absent, except when PARE_REQUIRE_VBENCH=1 (CI sets it), where its absence is a failure.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pare_bench.__main__ import main
+from pare_bench.metrics.vbench import VBenchError, default_env, parse_results
+from pare_bench.store import RunStore
+
+SUITE = Path(__file__).parents[1] / "data" / "suites" / "run_tiny.yaml"
+
+
+def _suite(tmp_path: Path, metrics: str) -> Path:
+    text = SUITE.read_text().replace("include: ../../../", f"include: {Path(__file__).parents[2]}/")
+    path = tmp_path / "suite.yaml"
+    path.write_text(text.split("metrics:")[0] + "metrics:\n" + metrics)
+    return path
+
+
+def test_missing_weights_fail_before_generation_and_name_each_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VBENCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    suite = _suite(
+        tmp_path, "  - {metric: vbench, dimensions: [temporal_flickering, subject_consistency, dynamic_degree]}\n"
+    )
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 2
+    message = capsys.readouterr().err
+    cache = tmp_path / "empty-cache"
+    assert (
+        f"{cache}/dino_model/dino_vitbase16_pretrain.pth (for subject_consistency; from https://dl.fbaipublicfiles"
+        in message
+    )
+    assert f"{cache}/raft_model/models/raft-things.pth (for dynamic_degree" in message
+    assert "temporal_flickering" not in message  # it needs no weights
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_video_vbench_skipped_is_an_error(tmp_path):
+    results = {"temporal_flickering": [0.9, [{"video_path": "/v/a-0.mp4", "video_results": 0.9}]]}
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    assert (
+        parse_results(tmp_path / "r.json", ["temporal_flickering"], {"a-0.mp4"})["temporal_flickering"]["score"] == 0.9
+    )
+    with pytest.raises(VBenchError, match="expected"):
+        parse_results(tmp_path / "r.json", ["temporal_flickering"], {"a-0.mp4", "b-0.mp4"})
+
+
+def _require_env() -> Path:
+    env = default_env()
+    if not (env / "bin" / "python").is_file():
+        if os.environ.get("PARE_REQUIRE_VBENCH") == "1":
+            pytest.fail(f"PARE_REQUIRE_VBENCH=1 but no VBench environment at {env}")
+        pytest.skip(f"no VBench environment at {env} (python -m pare_bench setup-vbench)")
+    return env
+
+
+@pytest.mark.integration
+def test_harness_temporal_flickering_equals_vbench_own_numbers(tmp_path):
+    env = _require_env()
+    suite = _suite(tmp_path, "  - {metric: world}\n  - {metric: vbench, dimensions: [temporal_flickering]}\n")
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--limit", "2"]) == 0
+    board = pd.read_csv(out / "leaderboard.csv", index_col="system")
+    per_video = {
+        (r["system"], r["name"]): r["values"]["vbench_temporal_flickering"]
+        for r in RunStore(out).records()
+        if r["kind"] == "metric" and r["metric"] == "vbench"
+    }
+    for system in board.index:
+        # 1. the leaderboard value is VBench's own aggregate in the JSON it wrote
+        aggregate, videos = json.loads((out / "vbench" / system / "eval_results.json").read_text())[
+            "temporal_flickering"
+        ]
+        assert board.loc[system, "vbench_temporal_flickering"] == aggregate
+        assert {Path(v["video_path"]).stem: v["video_results"] for v in videos} == {
+            name: value for (s, name), value in per_video.items() if s == system
+        }
+        # 2. vbench's scoring function called directly on the run's mp4 files, in a fresh process
+        files = sorted((out / "videos" / system).glob("*.mp4"))
+        script = (
+            "import sys, json; from vbench.temporal_flickering import cal_score; "
+            "print(json.dumps([cal_score(p) for p in sys.argv[1:]]))"
+        )
+        direct = subprocess.run(
+            [str(env / "bin" / "python"), "-c", script, *map(str, files)], capture_output=True, text=True, check=True
+        )
+        assert json.loads(direct.stdout.strip().splitlines()[-1]) == [per_video[(system, f.stem)] for f in files]
