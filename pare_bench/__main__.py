@@ -62,6 +62,18 @@ def _bench_width(args) -> int:
     return 0
 
 
+def _train_world_features(args) -> int:
+    import torch
+
+    from pare_bench.metrics.fid import WEIGHTS, attribute_accuracy, train_world_features
+
+    model = train_world_features(steps=args.steps)
+    WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), WEIGHTS)
+    print(f"world feature network written to {WEIGHTS}; held-out attribute accuracy {attribute_accuracy(model):.4f}")
+    return 0
+
+
 def _setup_vbench(args) -> int:
     from pare_bench.metrics.vbench import default_env, setup_env
 
@@ -102,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild leaderboard.csv, report.md and plots from a run's records")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=_report)
+
+    features = sub.add_parser("train-world-features", help="train the tiny world's FID feature network")
+    features.add_argument("--steps", type=int, default=600)
+    features.set_defaults(func=_train_world_features)
 
     setup = sub.add_parser("setup-vbench", help="create the separate environment the real vbench package runs in")
     setup.add_argument("--env", type=Path, default=None, help="where (default $PARE_VBENCH_ENV or ~/.cache/pare-bench)")

@@ -23,6 +23,7 @@ COLUMN_ORDER = (
     "failures",
     "psnr",
     "ssim",
+    "fid",
     *WORLD_COLUMNS,
     *(f"{m}_heldout" for m in WORLD_COLUMNS),
     "flops_videos",
@@ -78,6 +79,8 @@ def summarize(records: list[dict], manifest: dict) -> pd.DataFrame:
         for record in (r for r in records if r["kind"] == "latency" and r["system"] == system):
             for key, value in get_metric("latency").compute(record["seconds"]).items():
                 table.loc[system, key] = value
+    for record in (r for r in records if r["kind"] == "distribution"):
+        table.loc[record["system"], record["metric"]] = record["value"]
     for record in (r for r in records if r["kind"] == "vbench"):
         for dimension, score in record.items():
             if dimension in NORMALIZE:  # VBench's own aggregate, and its leaderboard normalization

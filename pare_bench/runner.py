@@ -21,6 +21,7 @@ from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
+from pare_bench.metrics.fid import load_world_features
 from pare_bench.metrics.vbench import run_vbench, vbench_problems
 from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
@@ -28,7 +29,7 @@ from pare_bench.store import RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, build_system
 from pare_bench.world.prompts import parse_prompt
-from pare_bench.world.render import to_uint8
+from pare_bench.world.render import render_prompt, to_uint8
 from pare_bench.zoo import IMAGE_PATCH, TinyWan, load_tiny
 from pare_core.flops import RuntimeFlopCounter, analytic_flops, fvcore_flops
 
@@ -196,6 +197,26 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
             bar.advance(task)
 
 
+def compute_distributions(store: RunStore, suite: Suite, console: Console) -> None:
+    """FID of each system's videos against the world renderer's videos for the same prompts and seeds."""
+    records = store.records()
+    done = {(r["system"], r["metric"]) for r in records if r["kind"] == "distribution"}
+    specs = [spec for spec in suite.metrics if get_metric(spec.metric).kind == "distribution"]
+    network = load_world_features() if specs else None
+    for spec in specs:
+        for system in (s.name for s in suite.systems if (s.name, spec.metric) not in done):
+            videos = [r for r in records if r["kind"] == "video" and r["system"] == system and "failed" not in r]
+            if len(videos) < 2:
+                continue
+            generated = [store.load_frames(system, v["name"]) for v in videos]
+            references = [render_prompt(v["prompt"], v["seed"]).numpy() for v in videos]
+            value = get_metric(spec.metric).compute(network, generated, references)
+            console.print(f"{spec.metric} {system}: {value:.4g} ({len(videos)} videos)")
+            store.append(
+                {"kind": "distribution", "system": system, "metric": spec.metric, "value": value, "videos": len(videos)}
+            )
+
+
 def vbench_dimensions(suite: Suite) -> list[str]:
     return [d for spec in suite.metrics if spec.metric == "vbench" for d in spec.options["dimensions"]]
 
@@ -322,6 +343,7 @@ def run_suite(
             options = spec.options
             measure_latency(store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console)
     compute_metrics(store, suite, console)
+    compute_distributions(store, suite, console)
     if vbench_dimensions(suite):
         compute_vbench(store, suite, console)
     if flops_spec is not None:
