@@ -1,0 +1,184 @@
+"""PARE depth: a light router picks, per sample and per denoising step, which transformer blocks run.
+
+`BlockRouter` maps the timestep embedding and the mean of the patch-embedded content tokens to one keep
+logit per block. `apply_router(model, router, config)` attaches it with diffusers' hook registry
+(`diffusers.hooks.HookRegistry`, the mechanism its cache methods use), so the model's class and weights
+are untouched and `remove_router(model)` restores the original forwards:
+
+- a hook on `condition_embedder` (which runs after `patch_embedding` in Wan's forward) reads both inputs
+  and computes the decisions for the whole forward;
+- a hook on each block runs the block only for the samples that keep it. A block nobody keeps does not
+  run; a partial batch runs on the kept rows only and the others pass through unchanged, so nothing is
+  computed and then thrown away.
+
+Training (`router.train()`): decisions are Gumbel-sigmoid samples with a straight-through estimator, and
+every block runs so the gate gets a gradient: out = x + gate * (block(x) - x). `budget_loss` pulls the
+mean executed share of block FLOPs toward `config.budget`.
+
+Inference (`router.eval()`): `mode="topk"` keeps exactly round(budget * blocks) blocks per sample (the ones
+with the highest logits); `mode="threshold"` keeps blocks whose keep probability exceeds `threshold`.
+Budget 1.0 with top-k keeps every block, which is the dense model exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from diffusers.hooks import HookRegistry, ModelHook
+from torch import nn
+
+ROUTER_HOOK = "pare_router"
+_BLOCK_HOOK = "pare_router_block"
+
+
+@dataclass
+class RouterConfig:
+    budget: float = 1.0  # share of block FLOPs to execute (top-k: share of blocks)
+    mode: str = "topk"  # "topk" or "threshold" at inference
+    threshold: float = 0.5
+    temperature: float = 1.0  # Gumbel-sigmoid temperature in training
+
+
+class BlockRouter(nn.Module):
+    """(timestep embedding, pooled content tokens) -> (B, blocks) keep logits.
+
+    `use_timestep` / `use_content` switch an input off (the `route-timestep-only` ablation drops content;
+    dropping both leaves a learned static set of blocks, `static-depth`).
+    """
+
+    def __init__(self, dim: int, blocks: int, hidden: int = 64, use_timestep: bool = True, use_content: bool = True):
+        super().__init__()
+        self.use_timestep, self.use_content = use_timestep, use_content
+        self.time_norm = nn.LayerNorm(dim)
+        self.content_norm = nn.LayerNorm(dim)
+        self.inp = nn.Linear(2 * dim, hidden)
+        self.out = nn.Linear(hidden, blocks)
+        nn.init.zeros_(self.out.weight)
+        nn.init.constant_(self.out.bias, 3.0)  # starts keeping every block (sigmoid(3) = 0.95)
+
+    def forward(self, temb: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        t = self.time_norm(temb) if self.use_timestep else torch.zeros_like(temb)
+        c = self.content_norm(content) if self.use_content else torch.zeros_like(content)
+        return self.out(nn.functional.silu(self.inp(torch.cat([t, c], dim=-1))))
+
+
+@dataclass
+class _State:
+    """What one forward's hooks share: the pooled content tokens and the decisions."""
+
+    content: torch.Tensor | None = None
+    gates: torch.Tensor | None = None  # (B, blocks): 0/1 at inference, straight-through samples in training
+    logits: torch.Tensor | None = None
+    history: list[torch.Tensor] = field(default_factory=list)  # gates of every forward since the last reset
+
+
+def gumbel_sigmoid(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Hard 0/1 samples with the gradient of the relaxed sigmoid (straight-through)."""
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp(1e-6, 1 - 1e-6)
+    noise = torch.log(uniform) - torch.log1p(-uniform)  # difference of two Gumbels
+    soft = torch.sigmoid((logits + noise) / temperature)
+    return (soft > 0.5).to(soft.dtype) - soft.detach() + soft
+
+
+def decide(logits: torch.Tensor, config: RouterConfig) -> torch.Tensor:
+    """Inference decisions (B, blocks) in {0, 1}."""
+    if config.mode == "topk":
+        keep = max(1, round(config.budget * logits.shape[1]))
+        chosen = logits.topk(keep, dim=1).indices
+        return torch.zeros_like(logits).scatter_(1, chosen, 1.0)
+    if config.mode == "threshold":
+        return (torch.sigmoid(logits) > config.threshold).to(logits.dtype)
+    raise ValueError(f"unknown router mode {config.mode!r}; use 'topk' or 'threshold'")
+
+
+class _ContentHook(ModelHook):
+    def __init__(self, state: _State):
+        super().__init__()
+        self.state = state
+
+    def post_forward(self, module, output):
+        self.state.content = output.flatten(2).mean(dim=2)  # (B, dim, F, H, W) -> (B, dim)
+        return output
+
+
+class _DecisionHook(ModelHook):
+    def __init__(self, state: _State, router: BlockRouter, config: RouterConfig):
+        super().__init__()
+        self.state, self.router, self.config = state, router, config
+
+    def post_forward(self, module, output):
+        temb = output[0]
+        logits = self.router(temb, self.state.content.to(temb.dtype))
+        if self.router.training:
+            gates = gumbel_sigmoid(logits, self.config.temperature)
+        else:
+            gates = decide(logits, self.config)
+        self.state.logits, self.state.gates = logits, gates
+        self.state.history.append(gates.detach())
+        return output
+
+
+class _BlockHook(ModelHook):
+    def __init__(self, state: _State, router: BlockRouter, index: int):
+        super().__init__()
+        self.state, self.router, self.index = state, router, index
+
+    def new_forward(self, module, hidden_states, encoder_hidden_states, temb, rotary_emb):
+        forward = self.fn_ref.original_forward
+        gate = self.state.gates[:, self.index]
+        if self.router.training:  # every block runs; the gate scales its residual so it gets a gradient
+            out = forward(hidden_states, encoder_hidden_states, temb, rotary_emb)
+            return hidden_states + gate.view(-1, 1, 1).to(out.dtype) * (out - hidden_states)
+        keep = gate > 0.5
+        if bool(keep.all()):
+            return forward(hidden_states, encoder_hidden_states, temb, rotary_emb)
+        if not bool(keep.any()):
+            return hidden_states
+        rows = keep.nonzero().squeeze(1)
+        out = hidden_states.clone()
+        out[rows] = forward(hidden_states[rows], encoder_hidden_states[rows], temb[rows], rotary_emb)
+        return out
+
+
+def apply_router(model: nn.Module, router: BlockRouter, config: RouterConfig | None = None) -> None:
+    """Attach `router` to a Wan transformer (teacher or pruned student). Raises if one is attached already."""
+    registry = HookRegistry.check_if_exists_or_initialize(model.condition_embedder)
+    if registry.get_hook(ROUTER_HOOK) is not None:
+        raise RuntimeError("a router is already applied to this model; remove_router(model) first")
+    if router.out.out_features != len(model.blocks):
+        raise ValueError(f"router has {router.out.out_features} outputs, model has {len(model.blocks)} blocks")
+    state, config = _State(), config or RouterConfig()
+    HookRegistry.check_if_exists_or_initialize(model.patch_embedding).register_hook(_ContentHook(state), ROUTER_HOOK)
+    registry.register_hook(_DecisionHook(state, router, config), ROUTER_HOOK)
+    for index, block in enumerate(model.blocks):
+        HookRegistry.check_if_exists_or_initialize(block).register_hook(_BlockHook(state, router, index), _BLOCK_HOOK)
+    model._pare_router = (router, config, state)
+
+
+def remove_router(model: nn.Module) -> None:
+    """Detach the router; the model's forwards are the originals again."""
+    if not hasattr(model, "_pare_router"):
+        raise RuntimeError("no router is applied to this model")
+    model.patch_embedding._diffusers_hook.remove_hook(ROUTER_HOOK, recurse=False)
+    model.condition_embedder._diffusers_hook.remove_hook(ROUTER_HOOK, recurse=False)
+    for block in model.blocks:
+        block._diffusers_hook.remove_hook(_BLOCK_HOOK, recurse=False)
+    del model._pare_router
+
+
+def router_state(model: nn.Module) -> _State:
+    return model._pare_router[2]
+
+
+def budget_loss(gates: torch.Tensor, block_flops: torch.Tensor, budget: float) -> torch.Tensor:
+    """(executed share of block FLOPs, averaged over the batch, minus the budget) squared."""
+    share = (gates * block_flops).sum(dim=1) / block_flops.sum()
+    return (share.mean() - budget) ** 2
+
+
+def router_size(router: BlockRouter, dim: int) -> dict:
+    """Parameters and FLOPs of one router call per sample (two linears; norms and activations not counted)."""
+    params = sum(p.numel() for p in router.parameters())
+    flops = 2 * (2 * dim * router.inp.out_features + router.inp.out_features * router.out.out_features)
+    return {"parameters": params, "flops_per_sample": flops}
