@@ -58,7 +58,7 @@ def _bench_width(args) -> int:
         norm_correction=not args.no_norm_correction,
         recovery_steps=0,
     )
-    print_bench(bench_width(args.model, recipe, repeats=args.repeats), args.json)
+    print_bench(bench_width(args.model, recipe, repeats=args.repeats, fused=args.fuse_qkv), args.json)
     return 0
 
 
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cross-ratio", type=float, default=0.0, help="share of cross-attention heads removed")
     bench.add_argument("--score", default="temporal_aware", choices=WIDTH_SCORES, help="self-attention head score")
     bench.add_argument("--no-norm-correction", action="store_true", help="skip the q/k norm shift correction")
+    bench.add_argument("--fuse-qkv", action="store_true", help="time both models with fused q/k/v projections")
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("--json", type=Path, default=None, help="also write the raw result here")
     bench.set_defaults(func=_bench_width)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+from diffusers.models.transformers.transformer_wan import WanAttention
 from rich.console import Console
 from rich.table import Table
 
@@ -46,7 +47,15 @@ def _relative_error(student: torch.nn.Module, teacher: torch.nn.Module, inputs: 
     return (squared_error / squared_norm) ** 0.5
 
 
-def bench_width(name: str, recipe: WidthRecipe, repeats: int = 20, warmup: int = 3) -> dict:
+def fuse_qkv(model: torch.nn.Module) -> None:
+    """diffusers' fused q/k/v projection (one matmul instead of three) in every Wan attention of `model`."""
+    for module in model.modules():
+        if isinstance(module, WanAttention):
+            module.fuse_projections()
+
+
+def bench_width(name: str, recipe: WidthRecipe, repeats: int = 20, warmup: int = 3, fused: bool = False) -> dict:
+    """`fused`: time both models with fused q/k/v projections (FLOPs are counted unfused, and are the same)."""
     teacher = load_tiny(name)
     plan, pruned = pruned_teacher(teacher, recipe)
     calibration = calibration_inputs(teacher)
@@ -70,6 +79,10 @@ def bench_width(name: str, recipe: WidthRecipe, repeats: int = 20, warmup: int =
         result[f"{label}_analytic_flops"] = analytic_flops(
             config, world.frames, world.height, world.width, text_len, image_len
         ).total
+    if fused:
+        fuse_qkv(teacher.transformer)
+        fuse_qkv(pruned)
+    result["fused_qkv"] = fused
     times = {"teacher": [], "pruned": []}
     for _ in range(repeats):  # alternate, one timing each per round
         times["teacher"] += _latency(teacher.transformer, inputs, warmup, 1)
@@ -92,6 +105,7 @@ def print_bench(result: dict, out: Path | None) -> None:
     title = (
         f"{result['model']}: {recipe['ratio']:.0%} of self-attention heads ({recipe['score']}) and "
         f"{recipe['cross_ratio']:.0%} of cross-attention heads removed; one forward, batch 1"
+        f"{', fused q/k/v' if result['fused_qkv'] else ''}"
     )
     table = Table(title=title)
     for column in ("", "teacher", "pruned", "pruned / teacher"):
