@@ -106,3 +106,104 @@ def recover(
         student_feats.remove()
         teacher_feats.remove()
     return accelerator.unwrap_model(student).eval()
+
+
+# ------------------------------------------------------------------------------------------ stage 2
+
+
+@dataclass
+class JointConfig:
+    """Stage 2: the student and its block router train together against the frozen teacher."""
+
+    steps: int = 200
+    budget: float = 0.5  # target share of block FLOPs executed
+    budget_weight: float = 2.0  # weight of the budget loss in the router's objective
+    student_lr: float = 1e-4
+    router_lr: float = 1e-3
+    warmup: int = 20
+    temperature: tuple[float, float] = (1.0, 0.3)  # Gumbel-sigmoid temperature, annealed linearly
+    grad_clip: float = 1.0
+    checkpoint_every: int = 50
+
+
+def train_joint(
+    student: nn.Module,
+    router: nn.Module,
+    teacher: nn.Module,
+    batch_at: Callable[[int], dict],
+    block_flops: torch.Tensor,
+    config: JointConfig,
+    state: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    accelerator: Accelerator | None = None,
+) -> tuple[nn.Module, nn.Module]:
+    """Train `student` and `router` in place; returns both with the router detached from the student.
+
+    The two objectives are decoupled with separate optimizers: the student minimises only the output
+    distillation loss (its job is fidelity under whatever blocks the router picks), and the router minimises
+    the distillation loss plus `budget_weight` x the budget loss (its job is to spend the budget where it
+    hurts least). One backward gives both gradients, since the budget loss depends on the router alone;
+    separate optimizers let the tiny router learn at its own, larger rate. Alternating updates would do the
+    same with half the updates for each. Block-feature matching is dropped here: a skipped block has no
+    output to match.
+    """
+    from pare_core.router import RouterConfig, apply_router, budget_loss, remove_router, router_state
+
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    teacher.requires_grad_(False).eval()
+    optimizers = {
+        "student": torch.optim.AdamW(student.parameters(), lr=config.student_lr, weight_decay=0.0),
+        "router": torch.optim.AdamW(router.parameters(), lr=config.router_lr, weight_decay=0.0),
+    }
+    step = 0
+    if state is not None:
+        student.load_state_dict(state["student"])
+        router.load_state_dict(state["router"])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state[f"{name}_optimizer"])
+        step = state["step"]
+    routing = RouterConfig(budget=config.budget, temperature=config.temperature[0])
+    apply_router(student, router, routing)
+    student.train(), router.train()
+    teacher.to(accelerator.device), student.to(accelerator.device), router.to(accelerator.device)
+    block_flops = block_flops.to(accelerator.device)
+    try:
+        while step < config.steps:
+            progress = step / max(1, config.steps - 1)
+            routing.temperature = config.temperature[0] + progress * (config.temperature[1] - config.temperature[0])
+            for name, optimizer in optimizers.items():
+                base = config.student_lr if name == "student" else config.router_lr
+                for group in optimizer.param_groups:
+                    group["lr"] = base * min(1.0, (step + 1) / config.warmup)
+            inputs = {k: v.to(accelerator.device) for k, v in batch_at(step).items()}
+            with torch.no_grad():
+                target = teacher(**inputs, return_dict=False)[0]
+            prediction = student(**inputs, return_dict=False)[0]
+            gates = router_state(student).gates
+            distill = nn.functional.mse_loss(prediction, target)
+            budget = budget_loss(gates, block_flops, config.budget)
+            for optimizer in optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(distill + config.budget_weight * budget)
+            for module in (student, router):
+                accelerator.clip_grad_norm_(module.parameters(), config.grad_clip)
+            for optimizer in optimizers.values():
+                optimizer.step()
+            step += 1
+            executed = float((gates.detach() * block_flops).sum(1).mean() / block_flops.sum())
+            if on_step:
+                on_step({"step": step, "distill": distill.item(), "budget_loss": budget.item(), "executed": executed})
+            if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
+                on_checkpoint(
+                    {
+                        "student": student.state_dict(),
+                        "router": router.state_dict(),
+                        **{f"{n}_optimizer": o.state_dict() for n, o in optimizers.items()},
+                        "step": step,
+                    }
+                )
+    finally:
+        router_state(student).history.clear()
+        remove_router(student)
+    return student.eval(), router.eval()

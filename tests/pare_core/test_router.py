@@ -135,3 +135,42 @@ def test_training_mode_gets_gradients_through_the_gates(model):
 def test_router_is_tiny_against_one_step():
     size = router_size(BlockRouter(DIM, CONFIG["num_layers"]), DIM)
     assert size["flops_per_sample"] < 0.01 * analytic_flops(CONFIG, 8, 24, 24, 16).total
+
+
+def test_joint_training_pulls_executed_flops_to_the_budget_and_detaches(model):
+    import copy
+
+    from pare_core.distill import JointConfig, train_joint
+
+    teacher, student = model, copy.deepcopy(model)
+    torch.manual_seed(3)
+    router = BlockRouter(DIM, CONFIG["num_layers"])
+    log, saved = [], []
+    config = JointConfig(steps=40, budget=0.5, warmup=1, router_lr=2e-2, checkpoint_every=20)
+    student, router = train_joint(
+        student,
+        router,
+        teacher,
+        lambda step: _inputs(batch=2, seed=step),
+        torch.ones(CONFIG["num_layers"]),
+        config,
+        on_step=log.append,
+        on_checkpoint=saved.append,
+    )
+    early = sum(r["executed"] for r in log[:5]) / 5
+    late = sum(r["executed"] for r in log[-10:]) / 10
+    assert late < early and abs(late - 0.5) < 0.2, (early, late)  # starts near keep-all (bias 3)
+    assert [s["step"] for s in saved] == [20, 40] and not hasattr(student, "_pare_router")
+    # resuming from the step-20 checkpoint continues at step 21
+    resumed = []
+    train_joint(
+        copy.deepcopy(model),
+        BlockRouter(DIM, CONFIG["num_layers"]),
+        teacher,
+        lambda step: _inputs(batch=2, seed=step),
+        torch.ones(CONFIG["num_layers"]),
+        JointConfig(steps=22, budget=0.5, warmup=1),
+        state=saved[0],
+        on_step=resumed.append,
+    )
+    assert [r["step"] for r in resumed] == [21, 22]
