@@ -21,6 +21,7 @@ Exit codes: 0 no regression, 1 regression, 2 bad input (a missing leaderboard, a
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -140,7 +141,7 @@ def print_comparison(table: pd.DataFrame, console: Console) -> None:
 
 
 def compare_cli(base_dir: Path, new_dir: Path, tolerance: Path | None, console: Console | None = None) -> int:
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 160)  # logs: never cut the status column
     try:
         tolerances = load_tolerances(tolerance)
         table = compare_runs(read_leaderboard(base_dir), read_leaderboard(new_dir), tolerances)
