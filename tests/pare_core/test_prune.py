@@ -4,23 +4,12 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 from torch.utils._python_dispatch import TorchDispatchMode
+from wan_tiny import CONFIG, I2V_CONFIG, inputs
+from wan_tiny import run as _run
 
 from pare_core.flops import RuntimeFlopCounter, analytic_flops
 from pare_core.heads import measure_norm_shift, plan_heads, profile_heads, select_heads, temporal_mass
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
-
-CONFIG = dict(
-    patch_size=(1, 4, 4),
-    num_attention_heads=8,
-    attention_head_dim=16,
-    in_channels=3,
-    out_channels=3,
-    text_dim=64,
-    freq_dim=64,
-    ffn_dim=256,
-    num_layers=4,
-    rope_max_seq_len=64,
-)
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +19,7 @@ def model():
 
 
 def _inputs(batch=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "hidden_states": torch.randn(batch, 3, 8, 24, 24, generator=g),
-        "timestep": torch.tensor([700.0] * batch),
-        "encoder_hidden_states": torch.randn(batch, 16, 64, generator=g),
-    }
-
-
-def _run(model, inputs):
-    with torch.no_grad():
-        return model(**inputs, return_dict=False)[0]
+    return inputs(batch, seed)
 
 
 HALF = HeadPlan(((0, 2, 4, 6), (1, 3), (0, 1, 2, 3, 4, 5), (7, 5, 3, 1)))
@@ -168,7 +147,6 @@ def test_role_profiling_never_builds_a_full_attention_map():
 
 # ------------------------------------------------------------------------------------------- cross-attention
 
-I2V_CONFIG = {**CONFIG, "image_dim": 32, "added_kv_proj_dim": 128}
 CROSS = HeadPlan(HeadPlan.keep_all(WanTransformer3DModel(**CONFIG)).keep, ((0, 1), (2, 5, 7), (3,), (0, 4, 6, 7)))
 
 
@@ -179,13 +157,7 @@ def i2v_model():
 
 
 def _i2v_inputs(batch=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "hidden_states": torch.randn(batch, 3, 8, 24, 24, generator=g),
-        "timestep": torch.tensor([700.0] * batch),
-        "encoder_hidden_states": torch.randn(batch, 512, 64, generator=g),  # the processor slices 512 as text
-        "encoder_hidden_states_image": torch.randn(batch, 9, 32, generator=g),
-    }
+    return inputs(batch, seed, text=512, image=9)
 
 
 @pytest.mark.parametrize("which", ["t2v", "i2v"])

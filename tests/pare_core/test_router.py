@@ -3,6 +3,8 @@
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
+from wan_tiny import CONFIG, inputs
+from wan_tiny import run as _run
 
 from pare_core.flops import RuntimeFlopCounter, analytic_flops
 from pare_core.prune import HeadPlan, prune_heads
@@ -16,18 +18,6 @@ from pare_core.router import (
     router_state,
 )
 
-CONFIG = dict(
-    patch_size=(1, 4, 4),
-    num_attention_heads=8,
-    attention_head_dim=16,
-    in_channels=3,
-    out_channels=3,
-    text_dim=64,
-    freq_dim=64,
-    ffn_dim=256,
-    num_layers=4,
-    rope_max_seq_len=64,
-)
 DIM = 128
 
 
@@ -38,17 +28,7 @@ def model():
 
 
 def _inputs(batch=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "hidden_states": torch.randn(batch, 3, 8, 24, 24, generator=g),
-        "timestep": torch.tensor([900.0, 500.0, 100.0][:batch]),
-        "encoder_hidden_states": torch.randn(batch, 16, 64, generator=g),
-    }
-
-
-def _run(model, inputs):
-    with torch.no_grad():
-        return model(**inputs, return_dict=False)[0]
+    return inputs(batch, seed, timesteps=[900.0, 500.0, 100.0])
 
 
 def _random_router(seed=1, **options):
