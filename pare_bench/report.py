@@ -175,13 +175,13 @@ def plot_head_roles(records: list[dict], path: Path) -> bool:
     if temporal is None:
         return False
     figure, axes = plt.subplots(1, len(plans), figsize=(3.6 * len(plans), 3.6), squeeze=False)
-    for axis, (keep, systems) in zip(axes[0], plans.items()):
+    for panel, (axis, (keep, systems)) in enumerate(zip(axes[0], plans.items())):
         image = axis.imshow(temporal, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         removed = [(h, b) for b, row in enumerate(temporal) for h in range(len(row)) if h not in keep[b]]
         axis.scatter(*zip(*removed), marker="x", color="red", s=40, label="pruned") if removed else None
         axis.set_title("\n".join(_shorten(systems)), fontsize=8)
         axis.set_xlabel("head")
-        axis.set_ylabel("block")
+        axis.set_ylabel("block" if panel == 0 else "")
     figure.colorbar(image, ax=axes[0].tolist(), label="temporal score (0 same frame, 1 other frames)")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100, bbox_inches="tight")
