@@ -62,6 +62,23 @@ def _bench_width(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    import json
+
+    from pare_bench.report import summarize, vbench_style
+    from pare_bench.store import RunStore
+
+    if not (args.run_dir / "manifest.json").is_file():
+        print(f"error: {args.run_dir} is not a run directory (no manifest.json)", file=sys.stderr)
+        return 2
+    store = RunStore(args.run_dir)
+    table = summarize(store.records(), json.loads((args.run_dir / "manifest.json").read_text()))
+    out = args.out or args.run_dir / "leaderboard_vbench.csv"
+    vbench_style(table).to_csv(out, index=False)
+    print(f"{args.format} leaderboard written to {out}")
+    return 0
+
+
 def _train_world_features(args) -> int:
     import torch
 
@@ -114,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild leaderboard.csv, report.md and plots from a run's records")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=_report)
+
+    export = sub.add_parser("export", help="rebuild a leaderboard in another layout from a run's records alone")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", choices=["vbench-csv"], default="vbench-csv")
+    export.add_argument("--out", type=Path, default=None, help="default RUN_DIR/leaderboard_vbench.csv")
+    export.set_defaults(func=_export)
 
     features = sub.add_parser("train-world-features", help="train the tiny world's FID feature network")
     features.add_argument("--steps", type=int, default=600)

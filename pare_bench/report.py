@@ -264,6 +264,35 @@ def _report(
     )
 
 
+def vbench_style(table: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard in the VBench leaderboard's layout: Model Name, Total/Quality/Semantic Score (empty unless
+    all 16 dimensions were measured), each measured dimension raw and normalized, then this harness's columns."""
+    out = pd.DataFrame({"Model Name": table.index})
+    for key, title in (("total", "Total Score"), ("quality", "Quality Score"), ("semantic", "Semantic Score")):
+        out[title] = table[f"vbench_{key}"].to_numpy() if f"vbench_{key}" in table else float("nan")
+    for dimension in NORMALIZE:
+        if f"vbench_{dimension}" in table:
+            title = dimension.replace("_", " ").title()
+            out[f"{title} (raw)"] = table[f"vbench_{dimension}"].to_numpy()
+            out[f"{title} (normalized)"] = table[f"vbench_{dimension}_norm"].to_numpy()
+    rest = {
+        "fid": "FID",
+        "psnr": "PSNR",
+        "ssim": "SSIM",
+        **{c: c.replace("_", " ").title() for c in WORLD_COLUMNS},
+        **{f"{c}_heldout": f"{c.replace('_', ' ').title()} (held-out)" for c in WORLD_COLUMNS},
+        "flops_per_step": "FLOPs per step",
+        "flops_per_video": "FLOPs per video",
+        "latency_p50": "Latency p50 (s)",
+        "latency_p90": "Latency p90 (s)",
+        "speedup": "Speedup",
+    }
+    for column, title in rest.items():
+        if column in table:
+            out[title] = table[column].to_numpy()
+    return out
+
+
 def write_outputs(store: RunStore) -> pd.DataFrame:
     """leaderboard.csv, report.md and plots/ from the run directory's records and manifest."""
     manifest = json.loads((store.root / "manifest.json").read_text())

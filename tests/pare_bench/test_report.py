@@ -70,3 +70,27 @@ def _recording(subplots, calls):
         return subplots(rows, columns, **options)
 
     return wrapper
+
+
+def test_vbench_style_csv_has_scores_only_from_all_sixteen_dimensions():
+    from pare_bench.metrics.vbench_scoring import DIMENSIONS, scores
+    from pare_bench.report import vbench_style
+
+    manifest = {"suite": {"systems": [{"name": "full"}, {"name": "partial"}], "metrics": []}}
+    raw = {d: 0.5 + 0.01 * i for i, d in enumerate(DIMENSIONS)}
+    records = [
+        {"kind": "vbench", "system": "full", **raw},
+        {"kind": "vbench", "system": "partial", "temporal_flickering": 0.9},
+    ]
+    csv = vbench_style(summarize(records, manifest)).set_index("Model Name")
+    assert list(csv.columns[:5]) == [
+        "Total Score",
+        "Quality Score",
+        "Semantic Score",
+        "Subject Consistency (raw)",
+        "Subject Consistency (normalized)",
+    ]
+    assert csv.loc["full", "Total Score"] == pytest.approx(scores(raw)["total"])
+    assert math.isnan(csv.loc["partial", "Total Score"])
+    assert csv.loc["partial", "Temporal Flickering (raw)"] == 0.9
+    assert csv.loc["partial", "Temporal Flickering (normalized)"] == pytest.approx((0.9 - 0.6293) / (1 - 0.6293))

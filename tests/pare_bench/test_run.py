@@ -286,3 +286,14 @@ def test_corrupt_recovery_checkpoint_is_named_and_exits_2(tmp_path, monkeypatch,
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 2
     message = capsys.readouterr().err
     assert f"{directory / 'recovery.pt'} does not match its checksum" in message and "--retrain" in message
+
+
+@pytest.mark.integration
+def test_export_vbench_csv_rebuilds_from_records(run_dir, tmp_path, capsys):
+    out = tmp_path / "board.csv"
+    assert main(["export", str(run_dir), "--format", "vbench-csv", "--out", str(out)]) == 0
+    board = pd.read_csv(out)
+    assert list(board["Model Name"]) == ["baseline", "fbcache"]
+    assert board["PSNR"].iloc[1] == pd.read_csv(run_dir / "leaderboard.csv")["psnr"].iloc[1]
+    assert main(["export", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
