@@ -221,9 +221,8 @@ def vbench_dimensions(suite: Suite) -> list[str]:
     return [d for spec in suite.metrics if spec.metric == "vbench" for d in spec.options["dimensions"]]
 
 
-def compute_vbench(store: RunStore, suite: Suite, console: Console) -> None:
+def compute_vbench(store: RunStore, suite: Suite, dimensions: list[str], console: Console) -> None:
     """The real VBench on each system's mp4 files; every per-video raw score becomes a metric record."""
-    dimensions = vbench_dimensions(suite)
     records = store.records()
     done = {r["system"] for r in records if r["kind"] == "vbench"}
     for system in (s.name for s in suite.systems if s.name not in done):
@@ -324,7 +323,8 @@ def run_suite(
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
     prompts = resolve_prompts(suite, suite_path)[:limit]
-    problems = vbench_problems(vbench_dimensions(suite)) if vbench_dimensions(suite) else []
+    dimensions = vbench_dimensions(suite)
+    problems = vbench_problems(dimensions) if dimensions else []
     if problems:
         raise PreflightError("cannot run this suite's metrics:\n" + "\n".join(f"  {p}" for p in problems))
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written
@@ -344,8 +344,8 @@ def run_suite(
             measure_latency(store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console)
     compute_metrics(store, suite, console)
     compute_distributions(store, suite, console)
-    if vbench_dimensions(suite):
-        compute_vbench(store, suite, console)
+    if dimensions:
+        compute_vbench(store, suite, dimensions, console)
     if flops_spec is not None:
         for system in (s for s in systems if s.dense):
             flops_cross_check(store, system)

@@ -57,13 +57,19 @@ def test_save_load_round_trips_exactly(model, tmp_path):
     assert torch.equal(_run(loaded, _inputs()), _run(pruned, _inputs()))
 
 
+def _counted_flops(models, kwargs) -> list[int]:
+    """Run-time FLOPs of one forward of each model on the same inputs."""
+    counts = []
+    for m in models:
+        with RuntimeFlopCounter() as counter:
+            _run(m, kwargs)
+        counts.append(counter.total)
+    return counts
+
+
 def test_runtime_flops_follow_the_analytic_prediction(model):
     pruned = prune_heads(model, HALF)
-    counts = []
-    for m in (model, pruned):
-        with RuntimeFlopCounter() as counter:
-            _run(m, _inputs(batch=1))
-        counts.append(counter.total)
+    counts = _counted_flops((model, pruned), _inputs(batch=1))
     predicted = [analytic_flops(CONFIG, 8, 24, 24, 16, heads_per_block=h).total for h in (None, HALF.heads_per_block)]
     assert counts[0] - counts[1] == pytest.approx(predicted[0] - predicted[1], rel=0.01)
 
@@ -187,11 +193,7 @@ def test_cross_pruning_shrinks_image_projections_and_round_trips(i2v_model, tmp_
 def test_cross_pruning_flops_follow_the_analytic_prediction(i2v_model):
     plan = HeadPlan(HALF.keep, CROSS.cross_keep)
     pruned = prune_heads(i2v_model, plan)
-    counts = []
-    for m in (i2v_model, pruned):
-        with RuntimeFlopCounter() as counter:
-            _run(m, _i2v_inputs(batch=1))
-        counts.append(counter.total)
+    counts = _counted_flops((i2v_model, pruned), _i2v_inputs(batch=1))
     teacher = analytic_flops(I2V_CONFIG, 8, 24, 24, 512, 9).total
     student = analytic_flops(dict(pruned.config), 8, 24, 24, 512, 9).total  # head counts read from the config
     assert student < teacher
