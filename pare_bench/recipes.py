@@ -4,28 +4,38 @@ A width recipe: profile the teacher's heads (cached per teacher), plan which hea
 (`pare_core.prune`), then recover with stage-1 distillation (`pare_core.distill`) on tiny-world data.
 The student lands in `ARTIFACTS_DIR/<teacher>/width-<hash>/transformer` with the recipe and its loss
 log beside it; a later run loads it instead of training. Recovery checkpoints resume.
+
+A depth recipe starts from its width student (or the teacher when there is no width part), builds a block
+router (`pare_core.router`) and trains both with stage 2 (`pare_core.distill.train_joint`); student and router
+land in `ARTIFACTS_DIR/<teacher>/depth-<hash>/`. The static-depth router is fixed before training: the
+least important blocks (skip-one-block error on the calibration inputs) are dropped under the budget.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from safetensors.torch import load_file, save_file
 
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
-from pare_bench.suite import WidthRecipe
+from pare_bench.suite import Recipe, WidthRecipe
 from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
 from pare_bench.width import calibration_inputs, profile_model
 from pare_bench.zoo import TinyWan, owned
-from pare_core.distill import RecoveryConfig, recover
+from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
+from pare_core.flops import block_flops
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
+from pare_core.router import BlockRouter, RouterConfig, block_importance, decide, static_router
 
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 RECOVERY_BATCH = 8
@@ -85,50 +95,53 @@ def pruned_teacher(
     return plan, prune_heads(teacher.transformer, plan, norm_scales=scales, cross_norm_scales=cross_scales)
 
 
-def train_width_student(
-    teacher: TinyWan, recipe: WidthRecipe, directory: Path, root: Path
-) -> PrunedWanTransformer3DModel:
-    plan, student = pruned_teacher(teacher, recipe, root)
+@contextmanager
+def _training(directory: Path, stage: str, total: int):
+    """A resumable training stage in `directory`: (saved state or None, on_step, on_checkpoint), with a
+    progress bar on stderr and each step's record appended to `<stage>_log.jsonl`."""
     directory.mkdir(parents=True, exist_ok=True)
-    log = (directory / "recovery_log.jsonl").open("a")
-    checkpoint = directory / "recovery.pt"
-    config = RecoveryConfig(steps=recipe.recovery_steps)
+    checkpoint = directory / f"{stage}.pt"
     columns = (
-        TextColumn(f"recover {directory.name}"),
+        TextColumn(f"{stage} {directory.name}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task("recover", total=config.steps)
-        state = load_state(checkpoint) if checkpoint.exists() else None
+    with (directory / f"{stage}_log.jsonl").open("a") as log, Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(stage, total=total)
 
         def on_step(record: dict) -> None:
             log.write(json.dumps(record) + "\n")
             bar.update(task, completed=record["step"])
 
-        student = recover(
-            student,
-            teacher.transformer,
-            recovery_batches(teacher, recipe.seed),
-            config,
-            state=state,
-            on_checkpoint=lambda s: (log.flush(), save_state(checkpoint, s)),
-            on_step=on_step,
-        )
-    log.close()
+        def on_checkpoint(state: dict) -> None:
+            log.flush()
+            save_state(checkpoint, state)
+
+        yield (load_state(checkpoint) if checkpoint.exists() else None), on_step, on_checkpoint
+
+
+def _write_recipe(directory: Path, record: dict) -> None:
+    atomic_write_bytes(directory / "recipe.json", json.dumps(record, indent=2).encode())
+
+
+def train_width_student(
+    teacher: TinyWan, recipe: WidthRecipe, directory: Path, root: Path
+) -> PrunedWanTransformer3DModel:
+    plan, student = pruned_teacher(teacher, recipe, root)
+    config = RecoveryConfig(steps=recipe.recovery_steps)
+    with _training(directory, "recovery", config.steps) as (state, on_step, on_checkpoint):
+        batches = recovery_batches(teacher, recipe.seed)
+        student = recover(student, teacher.transformer, batches, config, state, on_checkpoint, on_step)
     student.save_pretrained(directory / "transformer")
-    atomic_write_bytes(
-        directory / "recipe.json",
-        json.dumps(
-            {
-                "teacher": teacher.name,
-                "width": recipe.model_dump(mode="json"),
-                "heads_per_block": plan.heads_per_block,
-                "cross_heads_per_block": plan.cross_heads_per_block,
-            },
-            indent=2,
-        ).encode(),
+    _write_recipe(
+        directory,
+        {
+            "teacher": teacher.name,
+            "width": recipe.model_dump(mode="json"),
+            "heads_per_block": plan.heads_per_block,
+            "cross_heads_per_block": plan.cross_heads_per_block,
+        },
     )
     return student
 
@@ -140,6 +153,101 @@ def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_
     if weights.is_file() and not retrain:
         return owned(PrunedWanTransformer3DModel.from_pretrained(directory / "transformer").eval())
     if retrain:
-        for stale in ("recovery.pt", "recovery.pt.sha256", "recovery_log.jsonl"):
-            (directory / stale).unlink(missing_ok=True)
+        _forget_training(directory, "recovery")
     return train_width_student(teacher, recipe, directory, root).eval()
+
+
+def _forget_training(directory: Path, stage: str) -> None:
+    for stale in (f"{stage}.pt", f"{stage}.pt.sha256", f"{stage}_log.jsonl"):
+        (directory / stale).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ depth
+
+DEPTH_DATA_SEED = 10_000  # stage 2 draws other scenes than stage 1 of the same seed
+
+
+def depth_hash(teacher: str, recipe: Recipe) -> str:
+    canonical = json.dumps({"teacher": teacher, **recipe.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def world_block_flops(teacher: TinyWan, model) -> torch.Tensor:
+    """FLOPs of each of `model`'s blocks on one world video (the router's unit of budget)."""
+    world = teacher.spec.world
+    p_t, p_h, p_w = model.config.patch_size
+    tokens = (world.frames // p_t) * (world.height // p_h) * (world.width // p_w)
+    return torch.tensor(block_flops(dict(model.config), tokens, teacher.spec.text_context), dtype=torch.float64)
+
+
+def static_keep(teacher: TinyWan, student, budget: float) -> tuple[list[float], list[bool]]:
+    """Block importances of `student` and the most important blocks that fit the budget (greedy, as routing)."""
+    scores = block_importance(student, calibration_inputs(teacher))
+    gates = decide(torch.tensor([scores]), RouterConfig(budget=budget), world_block_flops(teacher, student))
+    return scores, [bool(g) for g in gates[0]]
+
+
+def _depth_base(teacher: TinyWan, recipe: Recipe, root: Path):
+    """The width student (cached or trained now; `--retrain` retrains it where its own system is listed)."""
+    if recipe.width is not None:
+        return width_student(teacher, recipe.width, root)
+    return copy.deepcopy(teacher.transformer)
+
+
+def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root: Path):
+    depth = recipe.depth
+    student = _depth_base(teacher, recipe, root)
+    dim, blocks = student.config.num_attention_heads * student.config.attention_head_dim, len(student.blocks)
+    torch.manual_seed(depth.seed)
+    importance = keep = None
+    if depth.router == "static":
+        importance, keep = static_keep(teacher, student, depth.budget)
+        router = static_router(dim, keep, depth.hidden)
+    else:
+        use_content = depth.router == "content"
+        router = BlockRouter(dim, blocks, depth.hidden, use_timestep=True, use_content=use_content)
+    config = JointConfig(steps=depth.steps, budget=depth.budget, train_router=depth.router != "static")
+    with _training(directory, "joint", config.steps) as (state, on_step, on_checkpoint):
+        batches = recovery_batches(teacher, DEPTH_DATA_SEED + depth.seed)
+        student, router = train_joint(
+            student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step
+        )
+    student.save_pretrained(directory / "transformer")
+    save_file(router.state_dict(), directory / "router.safetensors")
+    _write_recipe(
+        directory,
+        {
+            "teacher": teacher.name,
+            **recipe.model_dump(mode="json"),
+            "router_dim": dim,
+            "blocks": blocks,
+            "block_importance": importance,
+            "static_keep": keep,
+        },
+    )
+    return student, router
+
+
+def depth_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
+    """(student, router) of a recipe with a depth part, from the artifact cache or trained now. The router is
+    returned detached, in eval mode; attach it with `pare_core.router.apply_router`."""
+    directory = root / teacher.name / f"depth-{depth_hash(teacher.name, recipe)}"
+    depth = recipe.depth
+    weights = directory / "router.safetensors"
+    if weights.is_file() and not retrain:
+        info = json.loads((directory / "recipe.json").read_text())
+        cls = PrunedWanTransformer3DModel if recipe.width is not None else type(teacher.transformer)
+        student = owned(cls.from_pretrained(directory / "transformer").eval())
+        router = BlockRouter(
+            info["router_dim"],
+            info["blocks"],
+            depth.hidden,
+            use_timestep=depth.router != "static",
+            use_content=depth.router == "content",
+        )
+        router.load_state_dict(load_file(weights))
+        return student, router.eval()
+    if retrain:
+        _forget_training(directory, "joint")
+    student, router = train_depth_student(teacher, recipe, directory, root)
+    return student.eval(), router.eval()

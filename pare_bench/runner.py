@@ -31,7 +31,8 @@ from pare_bench.systems import System, build_system
 from pare_bench.world.prompts import parse_prompt
 from pare_bench.world.render import render_prompt, to_uint8
 from pare_bench.zoo import IMAGE_PATCH, TinyWan, load_tiny
-from pare_core.flops import RuntimeFlopCounter, analytic_flops, fvcore_flops
+from pare_core.flops import RuntimeFlopCounter, analytic_flops, block_flops, fvcore_flops
+from pare_core.router import router_size
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def generate_all(
             }
             if flops is not None:
                 record["flops"] = flops
+            if system.routed:
+                record["routing"] = system.step_routing()
             if not torch.isfinite(video).all():
                 store.append({**record, "failed": "non-finite values in the sample"})
             else:
@@ -255,9 +258,25 @@ def compute_vbench(store: RunStore, suite: Suite, dimensions: list[str], console
         store.append({"kind": "vbench", "system": system, **{d: results[d]["score"] for d in dimensions}})
 
 
+def _routed_analytic(system: System, config: dict, frames: int, text_len: int, image_len: int, routing: list[str]):
+    """Analytic FLOPs of one routed video: per forward the non-block terms, the blocks its decisions kept
+    (`block_flops`) and the router's two linears."""
+    world = system.model.spec.world
+    dense = analytic_flops(config, frames, world.height, world.width, text_len, image_len)
+    p_t, p_h, p_w = config["patch_size"]
+    tokens = (frames // p_t) * (world.height // p_h) * (world.width // p_w)
+    costs = block_flops(config, tokens, text_len, image_len)
+    router = system.model.transformer._pare_router[0]
+    dim = config["num_attention_heads"] * config["attention_head_dim"]
+    overhead = dense.embedding + dense.output + router_size(router, dim)["flops_per_sample"]
+    per_step = [overhead + sum(c for c, keep in zip(costs, step) if keep == "1") for step in routing]
+    return sum(per_step) / len(per_step)
+
+
 def flops_cross_check(store: RunStore, system: System) -> None:
-    """A dense system (teacher or pruned student) counted three ways: analytic formula, run-time counter, fvcore
-    (x2, MACs)."""
+    """A system's FLOPs counted independently: analytic formula and run-time counter, and for a dense system
+    (teacher or pruned student) fvcore (x2, MACs) too. A routed system's analytic count follows the decisions
+    recorded for the same video; fvcore's trace cannot follow data-dependent routing, so it is left out there."""
     if any(r["kind"] == "flops_check" and r["system"] == system.name for r in store.records()):
         return
     model, world = system.model, system.model.spec.world
@@ -265,9 +284,24 @@ def flops_cross_check(store: RunStore, system: System) -> None:
     text_len = model.spec.text_context
     image_len = (world.height // IMAGE_PATCH) * (world.width // IMAGE_PATCH) if model.spec.task == "i2v" else 0
     frames = system.sampling.frames or world.frames
-    per_forward = analytic_flops(config, frames, world.height, world.width, text_len, image_len).total
     forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
-    runtime = next(r["flops"] for r in store.records() if r["system"] == system.name and "flops" in r)
+    counted = next(r for r in store.records() if r["system"] == system.name and "flops" in r)
+    runtime = counted["flops"]
+    if system.routed:
+        per_forward = _routed_analytic(system, config, frames, text_len, image_len, counted["routing"])
+        store.append(
+            {
+                "kind": "flops_check",
+                "system": system.name,
+                "forwards_per_video": forwards,
+                "analytic_per_forward": per_forward,
+                "analytic_per_video": per_forward * forwards,
+                "runtime_per_video": runtime,
+                "fvcore_x2_per_forward": None,
+            }
+        )
+        return
+    per_forward = analytic_flops(config, frames, world.height, world.width, text_len, image_len).total
     channels = config["in_channels"]
     inputs = (
         torch.randn(1, channels, frames, world.height, world.width),
@@ -347,7 +381,7 @@ def run_suite(
     if dimensions:
         compute_vbench(store, suite, dimensions, console)
     if flops_spec is not None:
-        for system in (s for s in systems if s.dense):
+        for system in (s for s in systems if s.dense or s.routed):
             flops_cross_check(store, system)
     write_outputs(store)
     console.print(f"run written to {store.root}")

@@ -78,10 +78,37 @@ class WidthRecipe(BaseModel):
     seed: int = Field(0, ge=0)  # seeds the random score and the recovery data
 
 
+class DepthRecipe(BaseModel):
+    """PARE depth: a block router trained jointly with the (width-pruned) student against the teacher.
+
+    `router: content` sees the timestep and the content tokens (PARE); `timestep` sees only the timestep
+    (the route-timestep-only ablation, as Learning-to-Cache); `static` removes the same blocks at every step
+    for every input, the least important ones (skip-one-block error on calibration inputs) under the budget.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget: float = Field(gt=0.0, le=1.0)  # share of the student's block FLOPs executed per forward
+    router: Literal["content", "timestep", "static"] = "content"
+    steps: int = Field(200, ge=0)  # stage-2 joint training steps
+    hidden: int = Field(64, ge=1)  # router hidden width
+    seed: int = Field(0, ge=0)  # seeds the router's init and the training data
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     width: WidthRecipe | None = None
+    depth: DepthRecipe | None = None
+
+    def with_seed(self, seed: int) -> Recipe:
+        return self.model_copy(
+            update={
+                part: getattr(self, part).model_copy(update={"seed": seed})
+                for part in ("width", "depth")
+                if getattr(self, part) is not None
+            }
+        )
 
 
 class SystemSpec(BaseModel):
@@ -105,8 +132,10 @@ class SystemSpec(BaseModel):
 
     @model_validator(mode="after")
     def _seeds_need_recipe(self) -> SystemSpec:
-        if self.seeds is not None and (self.recipe is None or self.recipe.width is None):
+        if self.seeds is not None and (self.recipe is None or (self.recipe.width or self.recipe.depth) is None):
             raise ValueError("seeds replicate a trained recipe; this system has no recipe")
+        if self.cache is not None and self.recipe is not None and self.recipe.depth is not None:
+            raise ValueError("a cache and a depth router both skip blocks; give this system one of them")
         return self
 
     def replicas(self) -> list[SystemSpec]:
@@ -119,9 +148,7 @@ class SystemSpec(BaseModel):
                     "name": f"{self.name}-s{seed}",
                     "seeds": None,
                     "replica_of": self.name,
-                    "recipe": self.recipe.model_copy(
-                        update={"width": self.recipe.width.model_copy(update={"seed": seed})}
-                    ),
+                    "recipe": self.recipe.with_seed(seed),
                 }
             )
             for seed in self.seeds
@@ -395,6 +422,7 @@ def _allowed_keys(loc: Loc) -> list[str]:
         ("systems", "sampling"): SamplingOverride,
         ("systems", "recipe"): Recipe,
         ("systems", "recipe", "width"): WidthRecipe,
+        ("systems", "recipe", "depth"): DepthRecipe,
     }
     model = models.get(tuple(part for part in loc if isinstance(part, str)))
     keys = list(model.model_fields) if model else []

@@ -1,4 +1,5 @@
-"""Systems under comparison: the teacher as is, or with one of diffusers' training-free cache hooks.
+"""Systems under comparison: the teacher as is, a PARE student (width-pruned, routed or both), or the
+teacher with one of diffusers' training-free cache hooks.
 
 A system owns its own copy of the model, so hooks attached for one system never leak into another
 and the teacher that the baseline runs stays untouched.
@@ -16,6 +17,7 @@ from diffusers import FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, Ta
 from pare_bench.sample import SamplingConfig, sample
 from pare_bench.suite import Suite, SystemSpec
 from pare_bench.zoo import TinyWan
+from pare_core.router import RouterConfig, apply_router, router_state
 
 
 def _first_block(model: TinyWan, options: dict) -> FirstBlockCacheConfig:
@@ -53,14 +55,39 @@ class System:
     name: str
     model: TinyWan
     sampling: SamplingConfig
+    routing: list[torch.Tensor] | None = None  # routed systems: (videos, blocks) decisions per forward of the last call
 
     def generate(self, prompts: list[str], seeds: list[int], first_frames: torch.Tensor | None = None) -> torch.Tensor:
-        return sample(self.model, prompts, seeds, self.sampling, first_frames)
+        if not self.routed:
+            return sample(self.model, prompts, seeds, self.sampling, first_frames)
+        history = router_state(self.model.transformer).history
+        history.clear()
+        try:
+            return sample(self.model, prompts, seeds, self.sampling, first_frames)
+        finally:
+            self.routing = list(history)
+            history.clear()
+
+    @property
+    def routed(self) -> bool:
+        return hasattr(self.model.transformer, "_pare_router")
 
     @property
     def dense(self) -> bool:
         """True when every forward runs the whole model, so analytic FLOPs apply exactly."""
-        return not self.model.transformer.is_cache_enabled
+        return not self.model.transformer.is_cache_enabled and not self.routed
+
+    def step_routing(self) -> list[str]:
+        """The last single-video call's decisions, one '1'/'0' string over the blocks per denoising step.
+
+        With CFG each step runs two forwards; the router sees only the latents and the timestep, which the
+        two share, so both make the same decisions (checked) and one string stands for the step."""
+        per_step = 2 if self.sampling.guidance != 1.0 else 1
+        steps = [self.routing[i : i + per_step] for i in range(0, len(self.routing), per_step)]
+        for pair in steps:
+            if not all(torch.equal(pair[0], other) for other in pair[1:]):
+                raise RuntimeError(f"{self.name}: the two CFG branches routed differently")
+        return ["".join(str(int(g)) for g in pair[0][0].tolist()) for pair in steps]
 
 
 def build_system(
@@ -69,10 +96,17 @@ def build_system(
     """The system's model: the teacher, or the student its recipe trains (cached), plus its cache hook."""
     sampling = SamplingConfig(**suite.sampling_for(spec).model_dump(), frames=suite.frames)
     model = teacher
-    if spec.recipe is not None and spec.recipe.width is not None:
+    recipe = spec.recipe
+    if recipe is not None and recipe.depth is not None:
+        from pare_bench.recipes import ARTIFACTS_DIR, depth_student
+
+        student, router = depth_student(teacher, recipe, artifacts or ARTIFACTS_DIR, retrain)
+        apply_router(student, router, RouterConfig(budget=recipe.depth.budget))
+        model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
+    elif recipe is not None and recipe.width is not None:
         from pare_bench.recipes import ARTIFACTS_DIR, width_student
 
-        student = width_student(teacher, spec.recipe.width, artifacts or ARTIFACTS_DIR, retrain)
+        student = width_student(teacher, recipe.width, artifacts or ARTIFACTS_DIR, retrain)
         model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
     if spec.cache is None:
         return System(spec.name, model, sampling)

@@ -124,6 +124,7 @@ class JointConfig:
     temperature: tuple[float, float] = (1.0, 0.3)  # Gumbel-sigmoid temperature, annealed linearly
     grad_clip: float = 1.0
     checkpoint_every: int = 50
+    train_router: bool = True  # False: the router is fixed (static-depth) and only the student trains
 
 
 def train_joint(
@@ -131,7 +132,7 @@ def train_joint(
     router: nn.Module,
     teacher: nn.Module,
     batch_at: Callable[[int], dict],
-    block_flops: torch.Tensor,
+    block_flops: torch.Tensor | None,
     config: JointConfig,
     state: dict | None = None,
     on_checkpoint: Callable[[dict], None] | None = None,
@@ -146,16 +147,18 @@ def train_joint(
     hurts least). One backward gives both gradients, since the budget loss depends on the router alone;
     separate optimizers let the tiny router learn at its own, larger rate. Alternating updates would do the
     same with half the updates for each. Block-feature matching is dropped here: a skipped block has no
-    output to match.
+    output to match. `block_flops` None: the block costs the router computes from each batch's shapes.
     """
     from pare_core.router import RouterConfig, apply_router, budget_loss, remove_router, router_state
 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     teacher.requires_grad_(False).eval()
-    optimizers = {
-        "student": torch.optim.AdamW(student.parameters(), lr=config.student_lr, weight_decay=0.0),
-        "router": torch.optim.AdamW(router.parameters(), lr=config.router_lr, weight_decay=0.0),
-    }
+    student.requires_grad_(True)  # a copy of the frozen teacher (depth without width) comes frozen too
+    optimizers = {"student": torch.optim.AdamW(student.parameters(), lr=config.student_lr, weight_decay=0.0)}
+    if config.train_router:
+        optimizers["router"] = torch.optim.AdamW(router.parameters(), lr=config.router_lr, weight_decay=0.0)
+    else:
+        router.requires_grad_(False)
     step = 0
     if state is not None:
         student.load_state_dict(state["student"])
@@ -167,7 +170,6 @@ def train_joint(
     apply_router(student, router, routing)
     student.train(), router.train()
     teacher.to(accelerator.device), student.to(accelerator.device), router.to(accelerator.device)
-    block_flops = block_flops.to(accelerator.device)
     try:
         while step < config.steps:
             progress = step / max(1, config.steps - 1)
@@ -181,17 +183,18 @@ def train_joint(
                 target = teacher(**inputs, return_dict=False)[0]
             prediction = student(**inputs, return_dict=False)[0]
             gates = router_state(student).gates
+            costs = (router_state(student).costs if block_flops is None else block_flops).to(gates.device)
             distill = nn.functional.mse_loss(prediction, target)
-            budget = budget_loss(gates, block_flops, config.budget)
+            budget = budget_loss(gates, costs.to(gates.dtype), config.budget)
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             accelerator.backward(distill + config.budget_weight * budget)
-            for module in (student, router):
+            for module in (student, router) if config.train_router else (student,):
                 accelerator.clip_grad_norm_(module.parameters(), config.grad_clip)
             for optimizer in optimizers.values():
                 optimizer.step()
             step += 1
-            executed = float((gates.detach() * block_flops).sum(1).mean() / block_flops.sum())
+            executed = float((gates.detach().double() * costs).sum(1).mean() / costs.sum())
             if on_step:
                 on_step({"step": step, "distill": distill.item(), "budget_loss": budget.item(), "executed": executed})
             if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):

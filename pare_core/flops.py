@@ -149,6 +149,32 @@ def _cross_attention_flops(
     return flops
 
 
+def block_flops(
+    config: Mapping[str, Any],
+    tokens: int,
+    text_len: int,
+    image_len: int = 0,
+    heads_per_block: list[int] | None = None,
+    cross_heads_per_block: list[int] | None = None,
+) -> list[int]:
+    """FLOPs of each block at batch 1 and ``tokens`` patch tokens: self-attention + cross-attention + FFN.
+
+    A router spends its budget in these units, since pruned blocks differ in cost. Head counts default as in
+    ``analytic_flops``; the list sums to its self_attention + cross_attention + ffn.
+    """
+    head_dim = config["attention_head_dim"]
+    dim = config["num_attention_heads"] * head_dim
+    heads = _per_block(config, "heads_per_block", heads_per_block)
+    cross = _per_block(config, "cross_heads_per_block", cross_heads_per_block)
+    ffn = 2 * _linear(tokens, dim, config["ffn_dim"])
+    return [
+        _self_attention_flops(1, tokens, dim, h, head_dim)
+        + _cross_attention_flops(config, 1, tokens, text_len, image_len, c)
+        + ffn
+        for h, c in zip(heads, cross)
+    ]
+
+
 def analytic_flops(
     config: Mapping[str, Any],
     frames: int,

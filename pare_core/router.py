@@ -15,9 +15,13 @@ Training (`router.train()`): decisions are Gumbel-sigmoid samples with a straigh
 every block runs so the gate gets a gradient: out = x + gate * (block(x) - x). `budget_loss` pulls the
 mean executed share of block FLOPs toward `config.budget`.
 
-Inference (`router.eval()`): `mode="topk"` keeps exactly round(budget * blocks) blocks per sample (the ones
-with the highest logits); `mode="threshold"` keeps blocks whose keep probability exceeds `threshold`.
-Budget 1.0 with top-k keeps every block, which is the dense model exactly.
+Inference (`router.eval()`): `mode="topk"` walks each sample's blocks from the highest logit down and keeps
+every block that still fits in `budget` x the block FLOPs (an exact top-k when blocks cost the same; a width-
+pruned student's blocks do not, and a count would overshoot the budget); `mode="threshold"` keeps blocks whose
+keep probability exceeds `threshold`. Budget 1.0 with top-k keeps every block, which is the dense model exactly.
+
+Block costs come from `pare_core.flops.block_flops` at the live token and context lengths, read from the
+shapes of the forward being routed, so the budget holds at any resolution.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from torch import nn
 
+from pare_core.flops import block_flops
+
 ROUTER_HOOK = "pare_router"
 _BLOCK_HOOK = "pare_router_block"
 
 
 @dataclass
 class RouterConfig:
-    budget: float = 1.0  # share of block FLOPs to execute (top-k: share of blocks)
+    budget: float = 1.0  # share of the block FLOPs to execute per sample and forward
     mode: str = "topk"  # "topk" or "threshold" at inference
     threshold: float = 0.5
     temperature: float = 1.0  # Gumbel-sigmoid temperature in training
@@ -70,6 +76,8 @@ class _State:
     content: torch.Tensor | None = None
     gates: torch.Tensor | None = None  # (B, blocks): 0/1 at inference, straight-through samples in training
     logits: torch.Tensor | None = None
+    costs: torch.Tensor | None = None  # (blocks,) FLOPs of each block in this forward
+    tokens: int = 0
     history: list[torch.Tensor] = field(default_factory=list)  # gates of every forward since the last reset
 
 
@@ -81,12 +89,21 @@ def gumbel_sigmoid(logits: torch.Tensor, temperature: float, generator: torch.Ge
     return (soft > 0.5).to(soft.dtype) - soft.detach() + soft
 
 
-def decide(logits: torch.Tensor, config: RouterConfig) -> torch.Tensor:
-    """Inference decisions (B, blocks) in {0, 1}."""
+def decide(logits: torch.Tensor, config: RouterConfig, costs: torch.Tensor | None = None) -> torch.Tensor:
+    """Inference decisions (B, blocks) in {0, 1}; `costs` (blocks,) are block FLOPs (None: equal)."""
     if config.mode == "topk":
-        keep = max(1, round(config.budget * logits.shape[1]))
-        chosen = logits.topk(keep, dim=1).indices
-        return torch.zeros_like(logits).scatter_(1, chosen, 1.0)
+        costs = torch.ones(logits.shape[1]) if costs is None else costs
+        costs = costs.to(device=logits.device, dtype=torch.float64)
+        allowed = config.budget * costs.sum() * (1 + 1e-9)
+        order = logits.argsort(dim=1, descending=True, stable=True)
+        spent = torch.zeros(logits.shape[0], dtype=torch.float64, device=logits.device)
+        gates = torch.zeros_like(logits)
+        for rank in range(logits.shape[1]):  # greedy fill, one rank at a time for the whole batch
+            block = order[:, rank]
+            fits = spent + costs[block] <= allowed
+            spent += costs[block] * fits
+            gates.scatter_(1, block[:, None], fits[:, None].to(gates.dtype))
+        return gates
     if config.mode == "threshold":
         return (torch.sigmoid(logits) > config.threshold).to(logits.dtype)
     raise ValueError(f"unknown router mode {config.mode!r}; use 'topk' or 'threshold'")
@@ -99,21 +116,32 @@ class _ContentHook(ModelHook):
 
     def post_forward(self, module, output):
         self.state.content = output.flatten(2).mean(dim=2)  # (B, dim, F, H, W) -> (B, dim)
+        self.state.tokens = output[0, 0].numel()
         return output
 
 
 class _DecisionHook(ModelHook):
-    def __init__(self, state: _State, router: BlockRouter, config: RouterConfig):
+    def __init__(self, state: _State, router: BlockRouter, config: RouterConfig, model_config: dict):
         super().__init__()
-        self.state, self.router, self.config = state, router, config
+        self.state, self.router, self.config, self.model_config = state, router, config, model_config
+        self._costs: dict[tuple, torch.Tensor] = {}
+
+    def costs(self, tokens: int, text_len: int, image_len: int) -> torch.Tensor:
+        key = (tokens, text_len, image_len)
+        if key not in self._costs:
+            self._costs[key] = torch.tensor(
+                block_flops(self.model_config, tokens, text_len, image_len), dtype=torch.float64
+            )
+        return self._costs[key]
 
     def post_forward(self, module, output):
-        temb = output[0]
+        temb, _, text, image = output
+        self.state.costs = self.costs(self.state.tokens, text.shape[1], 0 if image is None else image.shape[1])
         logits = self.router(temb, self.state.content.to(temb.dtype))
         if self.router.training:
             gates = gumbel_sigmoid(logits, self.config.temperature)
         else:
-            gates = decide(logits, self.config)
+            gates = decide(logits, self.config, self.state.costs)
         self.state.logits, self.state.gates = logits, gates
         self.state.history.append(gates.detach())
         return output
@@ -150,7 +178,7 @@ def apply_router(model: nn.Module, router: BlockRouter, config: RouterConfig | N
         raise ValueError(f"router has {router.out.out_features} outputs, model has {len(model.blocks)} blocks")
     state, config = _State(), config or RouterConfig()
     HookRegistry.check_if_exists_or_initialize(model.patch_embedding).register_hook(_ContentHook(state), ROUTER_HOOK)
-    registry.register_hook(_DecisionHook(state, router, config), ROUTER_HOOK)
+    registry.register_hook(_DecisionHook(state, router, config, dict(model.config)), ROUTER_HOOK)
     for index, block in enumerate(model.blocks):
         HookRegistry.check_if_exists_or_initialize(block).register_hook(_BlockHook(state, router, index), _BLOCK_HOOK)
     model._pare_router = (router, config, state)
@@ -182,3 +210,32 @@ def router_size(router: BlockRouter, dim: int) -> dict:
     params = sum(p.numel() for p in router.parameters())
     flops = 2 * (2 * dim * router.inp.out_features + router.inp.out_features * router.out.out_features)
     return {"parameters": params, "flops_per_sample": flops}
+
+
+@torch.no_grad()
+def block_importance(model: nn.Module, inputs: list[dict]) -> list[float]:
+    """Per block: the output's error when that block alone is skipped (its input passed through), relative to
+    the output's energy, averaged over `inputs` (forward kwargs). Ranks blocks for the static-depth ablation."""
+    dense = [model(**kwargs, return_dict=False)[0] for kwargs in inputs]
+    scores = []
+    for block in model.blocks:
+        handle = block.register_forward_hook(lambda module, args, output: args[0])
+        try:
+            errors = [
+                (model(**kwargs, return_dict=False)[0] - reference).pow(2).mean() / reference.pow(2).mean()
+                for kwargs, reference in zip(inputs, dense)
+            ]
+        finally:
+            handle.remove()
+        scores.append(float(torch.stack(errors).mean()))
+    return scores
+
+
+def static_router(dim: int, keep: list[bool], hidden: int = 64) -> BlockRouter:
+    """A router that sees nothing and keeps the same blocks for every input and step (its logits are +-20, so
+    training samples are these decisions too). Freeze it: `JointConfig(train_router=False)`."""
+    router = BlockRouter(dim, len(keep), hidden, use_timestep=False, use_content=False)
+    nn.init.zeros_(router.out.weight)
+    with torch.no_grad():
+        router.out.bias.copy_(torch.tensor([20.0 if k else -20.0 for k in keep]))
+    return router

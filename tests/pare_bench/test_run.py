@@ -297,3 +297,23 @@ def test_export_vbench_csv_rebuilds_from_records(run_dir, tmp_path, capsys):
     assert board["PSNR"].iloc[1] == pd.read_csv(run_dir / "leaderboard.csv")["psnr"].iloc[1]
     assert main(["export", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_routed_system_records_its_routing_and_its_flops_match_the_decisions(tmp_path, monkeypatch):
+    """Run-time FLOPs of a routed video equal the analytic count of the blocks its recorded decisions kept."""
+    import pare_bench.recipes as recipes
+
+    monkeypatch.setattr(recipes, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    suite = _write_suite(
+        tmp_path,
+        "systems:\n  - {name: baseline}\n"
+        "  - {name: routed, recipe: {depth: {budget: 0.6, router: content, steps: 2}}}\n",
+    )
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 0
+    records = RunStore(tmp_path / "out").records()
+    (video,) = [r for r in records if r["kind"] == "video" and r["system"] == "routed"]
+    assert len(video["routing"]) == video["steps"] and {len(step) for step in video["routing"]} == {8}
+    checks = {r["system"]: r for r in records if r["kind"] == "flops_check"}
+    assert checks["routed"]["runtime_per_video"] == pytest.approx(checks["routed"]["analytic_per_video"], rel=0.01)
+    assert checks["routed"]["runtime_per_video"] < 0.7 * checks["baseline"]["runtime_per_video"]

@@ -58,3 +58,34 @@ def test_width_recipe_builds_caches_and_reloads_a_pruned_student(tiny_t2v, tmp_p
     again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # from the cache, no training
     prompt, seed = ["a red circle moving left"], [3]
     assert torch.equal(again.generate(prompt, seed), system.generate(prompt, seed))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("router", ["content", "timestep", "static"])
+def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2v, tmp_path):
+    import json
+
+    from pare_bench.recipes import world_block_flops
+
+    depth = {"budget": 0.5, "router": router, "steps": 2}
+    suite = Suite(**{**SUITE, "systems": [{"name": "d", "recipe": {"depth": depth}}]})
+    system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
+    assert system.routed and not system.dense
+    prompt, seed = ["a red circle moving left"], [3]
+    video = system.generate(prompt, seed)
+    routing = system.step_routing()
+    assert len(routing) == 6 and all(len(step) == 8 for step in routing)
+    costs = world_block_flops(tiny_t2v, system.model.transformer)
+    for step in routing:
+        kept = torch.tensor([c == "1" for c in step], dtype=torch.float64)
+        assert 0 < float((kept * costs).sum() / costs.sum()) <= 0.5
+    (directory,) = (tmp_path / "tiny-wan-t2v").glob("depth-*")
+    info = json.loads((directory / "recipe.json").read_text())
+    assert len((directory / "joint_log.jsonl").read_text().splitlines()) == 2
+    if router == "static":  # the same blocks at every step: the most important ones that fit
+        assert set(routing) == {"".join("1" if k else "0" for k in info["static_keep"])}
+        kept = [s for s, k in zip(info["block_importance"], info["static_keep"]) if k]
+        assert min(kept) >= max(s for s, k in zip(info["block_importance"], info["static_keep"]) if not k)
+    again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # from the cache, no training
+    assert torch.equal(again.generate(prompt, seed), video)
+    assert not hasattr(tiny_t2v.transformer, "_pare_router")  # the teacher stays unrouted
