@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from diffusers import WanTransformer3DModel
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
@@ -212,41 +213,44 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
         student, router = train_joint(
             student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step
         )
+    record = {"teacher": teacher.name, **recipe.model_dump(mode="json")}
+    save_depth_artifact(directory, student, router, {**record, "block_importance": importance, "static_keep": keep})
+    return student, router
+
+
+def save_depth_artifact(directory: Path, student: torch.nn.Module, router: BlockRouter, record: dict) -> None:
+    """`transformer/`, `router.safetensors` and `recipe.json` (`record` with a `depth` entry, plus the router's
+    shape): what `load_depth_artifact` and `wan_pipeline.load_pare_transformer` read."""
     student.save_pretrained(directory / "transformer")
     save_file(router.state_dict(), directory / "router.safetensors")
-    _write_recipe(
-        directory,
-        {
-            "teacher": teacher.name,
-            **recipe.model_dump(mode="json"),
-            "router_dim": dim,
-            "blocks": blocks,
-            "block_importance": importance,
-            "static_keep": keep,
-        },
+    shape = {"router_dim": router.inp.in_features // 2, "blocks": router.out.out_features}
+    _write_recipe(directory, {**record, **shape})
+
+
+def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
+    """(student, router in eval mode, detached) from a `depth-<hash>` directory."""
+    info = json.loads((directory / "recipe.json").read_text())
+    depth = info["depth"]
+    config = json.loads((directory / "transformer" / "config.json").read_text())
+    cls = PrunedWanTransformer3DModel if config.get("heads_per_block") else WanTransformer3DModel
+    student = owned(cls.from_pretrained(directory / "transformer").eval())
+    router = BlockRouter(
+        info["router_dim"],
+        info["blocks"],
+        depth["hidden"],
+        use_timestep=depth["router"] != "static",
+        use_content=depth["router"] == "content",
     )
-    return student, router
+    router.load_state_dict(load_file(directory / "router.safetensors"))
+    return student, router.eval()
 
 
 def depth_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
     """(student, router) of a recipe with a depth part, from the artifact cache or trained now. The router is
     returned detached, in eval mode; attach it with `pare_core.router.apply_router`."""
     directory = root / teacher.name / f"depth-{depth_hash(teacher.name, recipe)}"
-    depth = recipe.depth
-    weights = directory / "router.safetensors"
-    if weights.is_file() and not retrain:
-        info = json.loads((directory / "recipe.json").read_text())
-        cls = PrunedWanTransformer3DModel if recipe.width is not None else type(teacher.transformer)
-        student = owned(cls.from_pretrained(directory / "transformer").eval())
-        router = BlockRouter(
-            info["router_dim"],
-            info["blocks"],
-            depth.hidden,
-            use_timestep=depth.router != "static",
-            use_content=depth.router == "content",
-        )
-        router.load_state_dict(load_file(weights))
-        return student, router.eval()
+    if (directory / "router.safetensors").is_file() and not retrain:
+        return load_depth_artifact(directory)
     if retrain:
         _forget_training(directory, "joint")
     student, router = train_depth_student(teacher, recipe, directory, root)

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
 from pare_bench.metrics.vbench_scoring import NORMALIZE, normalized  # noqa: E402
 from pare_bench.metrics.vbench_scoring import scores as vbench_scores  # noqa: E402
+from pare_bench.routing_report import plot_routing, summarize_routing  # noqa: E402
 from pare_bench.store import RunStore  # noqa: E402
 from pare_bench.world.detect import WORLD_METRICS  # noqa: E402
 
@@ -32,6 +33,9 @@ COLUMN_ORDER = (
     "latency_p50",
     "latency_p90",
     "speedup",
+    "blocks_per_step",
+    "route_spread",
+    "route_sets_per_step",
 )
 
 
@@ -89,6 +93,9 @@ def summarize(records: list[dict], manifest: dict) -> pd.DataFrame:
         if all(d in record for d in NORMALIZE):
             for key, value in vbench_scores({d: record[d] for d in NORMALIZE}).items():
                 table.loc[record["system"], f"vbench_{key}"] = value
+    routing = summarize_routing(records)
+    if len(routing):
+        table = table.join(routing)
     if "latency_p50" in table:
         table["speedup"] = table.loc[_reference(manifest), "latency_p50"] / table["latency_p50"]
     return _ordered(table)
@@ -126,6 +133,8 @@ SEED_COLUMNS = (
     "flops_per_step",
     "latency_p50",
     "speedup",
+    "blocks_per_step",
+    "route_spread",
 )
 
 
@@ -213,7 +222,7 @@ def plot_quality_vs_flops(table: pd.DataFrame, path: Path) -> None:
 
 
 def _report(
-    table: pd.DataFrame, records: list[dict], manifest: dict, seeds: pd.DataFrame | None, head_roles: bool
+    table: pd.DataFrame, records: list[dict], manifest: dict, seeds: pd.DataFrame | None, plots: dict[str, bool]
 ) -> str:
     suite, git = manifest["suite"], manifest["git"]
     extra = []
@@ -227,7 +236,18 @@ def _report(
             "over all videos above); systems without seeds have one row each.",
             "",
         ]
-    if head_roles:
+    if plots["routing"]:
+        extra += [
+            "## Routing",
+            "",
+            "![routing](plots/routing.png)",
+            "",
+            "Blocks each routed system ran at each denoising step (step 0 is pure noise): the mean over all videos, "
+            "then single videos. `route_spread` is the mean, over steps, of the expected number of blocks on which "
+            "two different videos' decisions differ at the same step; a timestep-only router has 0 by construction.",
+            "",
+        ]
+    if plots["head_roles"]:
         extra += [
             "## Head roles",
             "",
@@ -305,6 +325,9 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
     if seeds is not None:
         seeds.to_csv(store.root / "leaderboard_seeds.csv")
     plot_quality_vs_flops(table, store.root / "plots" / "quality_vs_flops.png")
-    head_roles = plot_head_roles(records, store.root / "plots" / "head_roles.png")
-    (store.root / "report.md").write_text(_report(table, records, manifest, seeds, head_roles))
+    plots = {
+        "head_roles": plot_head_roles(records, store.root / "plots" / "head_roles.png"),
+        "routing": plot_routing(records, store.root / "plots" / "routing.png"),
+    }
+    (store.root / "report.md").write_text(_report(table, records, manifest, seeds, plots))
     return table
