@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pare_bench.suite import WIDTH_SCORES
+from pare_bench.wan_zoo import WAN_MODELS
 from pare_bench.zoo import TINY_MODELS
 
 
@@ -116,6 +117,12 @@ def _profile_heads(args) -> int:
     return 0
 
 
+def _flops(args) -> int:
+    from pare_bench.flops_cli import flops_cli
+
+    return flops_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pare_bench", description="PARE benchmark harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("--json", type=Path, default=None, help="also write the raw result here")
     bench.set_defaults(func=_bench_width)
+
+    flops = sub.add_parser("flops", help="FLOPs of a real Wan2.1 model and a PARE recipe, on the meta device")
+    flops.add_argument("--model", required=True, choices=sorted(WAN_MODELS))
+    flops.add_argument("--height", type=int, default=480)
+    flops.add_argument("--width", type=int, default=832)
+    flops.add_argument("--frames", type=int, default=81)
+    flops.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, 50)")
+    flops.add_argument("--recipe", type=Path, default=None, help="YAML/JSON recipe (width/depth) or a recipe.json")
+    flops.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    flops.set_defaults(func=_flops)
 
     profile = sub.add_parser("profile-heads", help="temporal role, importance and magnitude of every head")
     profile.add_argument("model", choices=sorted(TINY_MODELS))
