@@ -74,3 +74,20 @@ def test_saved_routed_artifact_loads_into_the_pipeline_with_the_same_output(pipe
 def test_missing_artifact_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="diffusion_pytorch_model.safetensors is missing"):
         load_pare_transformer(tmp_path / "nowhere")
+
+
+def test_wan_loads_offline_from_a_local_directory_and_names_what_is_missing(pipe, tmp_path, monkeypatch):
+    from pare_bench.wan_zoo import load_wan
+
+    pipe.save_pretrained(tmp_path / "wan")
+    loaded = load_wan("wan2.1-t2v-1.3b", tmp_path / "wan")
+    assert isinstance(loaded, WanPipeline)
+    torch.testing.assert_close(_call(loaded), _call(pipe), rtol=0, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match=r"missing .*transformer/config\.json.*huggingface-cli download"):
+        load_wan("wan2.1-t2v-14b", tmp_path / "empty")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match="Wan-AI/Wan2.1-T2V-14B-Diffusers is not in the local cache"):
+        load_wan("wan2.1-t2v-14b")
