@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pare_bench.checkpoint import CorruptCheckpointError
+from pare_bench.distributed import Ranks, ranks
 from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
@@ -81,13 +82,20 @@ def _generate(system: System, item: WorkItem, count_flops: bool) -> tuple[torch.
 
 
 def generate_all(
-    store: RunStore, systems: list[System], items: list[WorkItem], flops_videos: int, console: Console
+    store: RunStore,
+    systems: list[System],
+    items: list[WorkItem],
+    flops_videos: int,
+    console: Console,
+    dist: Ranks | None = None,
 ) -> None:
     """Generate every missing video; the first `flops_videos` items of each system run under the FLOP
-    counter (its per-op dispatch makes a tiny model's sampling about 4x slower on CPU)."""
+    counter (its per-op dispatch makes a tiny model's sampling about 4x slower on CPU). In a split run each
+    rank takes its share of the missing items (`dist.part`)."""
     done = {(r["system"], r["name"]) for r in store.records() if r["kind"] == "video"}
     counted = {item.name for item in items[:flops_videos]}
     todo = [(s, i) for s in systems for i in items if (s.name, i.name) not in done]
+    todo = todo if dist is None else dist.part(todo)
     with _progress(console) as bar:
         task = bar.add_task("generate", total=len(todo))
         for system, item in todo:
@@ -363,15 +371,26 @@ def run_suite(
         raise PreflightError("cannot run this suite's metrics:\n" + "\n".join(f"  {p}" for p in problems))
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written
     store = RunStore(out or Path("runs") / suite.suite)
-    if fresh:
-        _clear_run_dir(store.root)
-    store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
-    systems = [build_system(spec, suite, teacher, retrain=retrain) for spec in suite.systems]
-    record_head_plans(store, suite, teacher)
+    dist = ranks()
+    if dist.main:
+        if fresh:
+            _clear_run_dir(store.root)
+        store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
+        store.merge_shards()  # records a split run left behind when it was interrupted
+    with dist.main_first():  # rank 0 trains missing recipe artifacts; the others load them
+        systems = [build_system(spec, suite, teacher, retrain=retrain and dist.main) for spec in suite.systems]
     items = work_items(suite, prompts)
     flops_spec = next((spec for spec in suite.metrics if spec.metric == "flops"), None)
     flops_videos = 0 if flops_spec is None else flops_spec.options.get("videos", len(items))
-    generate_all(store, systems, items, flops_videos, console)
+    if dist.world > 1:
+        generate_all(RunStore(store.root, shard=dist.rank), systems, items, flops_videos, console, dist)
+        dist.barrier()
+        if not dist.main:
+            return store.root
+        store.merge_shards()
+    else:
+        generate_all(store, systems, items, flops_videos, console)
+    record_head_plans(store, suite, teacher)
     for spec in suite.metrics:
         if spec.metric == "latency":
             options = spec.options

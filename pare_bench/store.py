@@ -49,9 +49,26 @@ def encode_mp4(frames: np.ndarray, fps: int = VIDEO_FPS) -> bytes:
 
 
 class RunStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, shard: int | None = None):
+        """`shard`: this process's rank in a split run; its new records go to `records.rank<shard>.jsonl`
+        and `merge_shards` (rank 0, after a barrier) moves them into `records.jsonl`."""
         self.root = Path(root)
         self.records_path = self.root / "records.jsonl"
+        self.append_path = self.records_path if shard is None else self.root / f"records.rank{shard}.jsonl"
+
+    def merge_shards(self) -> int:
+        """Append every shard's records not already in records.jsonl, then delete the shards; returns how many."""
+        seen = {json.dumps(r, sort_keys=True) for r in self.records()}
+        merged = 0
+        for shard in sorted(self.root.glob("records.rank*.jsonl")):
+            for record in self._read(shard):
+                line = json.dumps(record, sort_keys=True)
+                if line not in seen:
+                    self.append(record)
+                    seen.add(line)
+                    merged += 1
+            shard.unlink()
+        return merged
 
     def prepare(self, manifest: dict) -> None:
         """Create the directory, or check that an existing one belongs to the same suite."""
@@ -71,16 +88,21 @@ class RunStore:
 
     def append(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.records_path, "a") as handle:
+        with open(self.append_path, "a") as handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
 
     def records(self) -> list[dict]:
-        if not self.records_path.exists():
+        records = self._read(self.records_path)
+        return records if self.append_path == self.records_path else records + self._read(self.append_path)
+
+    @staticmethod
+    def _read(path: Path) -> list[dict]:
+        if not path.exists():
             return []
         records = []
-        for line in self.records_path.read_text().splitlines():
+        for line in path.read_text().splitlines():
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:

@@ -317,3 +317,28 @@ def test_routed_system_records_its_routing_and_its_flops_match_the_decisions(tmp
     checks = {r["system"]: r for r in records if r["kind"] == "flops_check"}
     assert checks["routed"]["runtime_per_video"] == pytest.approx(checks["routed"]["analytic_per_video"], rel=0.01)
     assert checks["routed"]["runtime_per_video"] < 0.7 * checks["baseline"]["runtime_per_video"]
+
+
+def _comparable(run_dir: Path) -> list[str]:
+    """Every record but the timings, order-free."""
+    records = [r for r in RunStore(run_dir).records() if r["kind"] != "latency"]
+    return sorted(json.dumps(r, sort_keys=True) for r in records)
+
+
+@pytest.mark.slow
+def test_two_process_run_gives_the_same_records_as_one(tmp_path):
+    """torchrun with 2 CPU processes (gloo): generation split by rank, merged by rank 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # torchrun's default per process; the same for both runs
+    single = [sys.executable, "-m", "pare_bench", "run", str(SUITE), "--out", str(tmp_path / "one")]
+    assert subprocess.run(single, env=env, capture_output=True).returncode == 0
+    split = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531"]
+    split += ["-m", "pare_bench", "run", str(SUITE), "--out", str(tmp_path / "two")]
+    result = subprocess.run(split, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not list((tmp_path / "two").glob("records.rank*.jsonl"))  # shards merged and removed
+    assert _comparable(tmp_path / "two") == _comparable(tmp_path / "one")
+    assert len([r for r in RunStore(tmp_path / "two").records() if r["kind"] == "video"]) == 8  # 4 prompts x 2
