@@ -123,6 +123,14 @@ def _flops(args) -> int:
     return flops_cli(args)
 
 
+def _bench_gpu(args) -> int:
+    from pare_bench.bench_gpu import bench_gpu, print_bench
+
+    print_bench(bench_gpu(args.models, args.toy, args.warmup, args.repeats, args.out))
+    print(f"written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pare_bench", description="PARE benchmark harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     flops.add_argument("--recipe", type=Path, default=None, help="YAML/JSON recipe (width/depth) or a recipe.json")
     flops.add_argument("--json", action="store_true", help="print JSON instead of the table")
     flops.set_defaults(func=_flops)
+
+    gpu = sub.add_parser("bench-gpu", help="per-step latency of Wan2.1 1.3B/14B (random bf16) and PARE variants")
+    gpu.add_argument("--models", nargs="+", default=["wan2.1-t2v-1.3b", "wan2.1-t2v-14b"], choices=sorted(WAN_MODELS))
+    gpu.add_argument("--toy", action="store_true", help="a small config on the CPU (tests the command)")
+    gpu.add_argument("--warmup", type=int, default=2)
+    gpu.add_argument("--repeats", type=int, default=5)
+    gpu.add_argument("--out", type=Path, default=Path("results/bench_gpu.json"))
+    gpu.set_defaults(func=_bench_gpu)
 
     profile = sub.add_parser("profile-heads", help="temporal role, importance and magnitude of every head")
     profile.add_argument("model", choices=sorted(TINY_MODELS))
