@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -23,10 +24,10 @@ from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
 from pare_bench.metrics.fid import load_world_features
-from pare_bench.metrics.vbench import run_vbench, vbench_problems
+from pare_bench.metrics.vbench import I2V_DIMENSIONS, LONG_SECONDS, long_problems, run_vbench, vbench_problems
 from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
-from pare_bench.store import RunDirError, RunStore, video_name
+from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, build_system
 from pare_bench.world.prompts import parse_prompt
@@ -60,6 +61,14 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
     )
     return Progress(*columns, console=console)
+
+
+def video_seconds(suite: Suite) -> float:
+    """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
+    from pare_bench.zoo import TINY_MODELS
+
+    frames = suite.frames or (TINY_MODELS[suite.model].world.frames if suite.model in TINY_MODELS else 0)
+    return frames / VIDEO_FPS
 
 
 def load_model(suite: Suite, suite_path: Path) -> TinyWan:
@@ -109,6 +118,8 @@ def generate_all(
                 "index": item.index,
                 "seed": item.seed,
                 "steps": system.sampling.steps,
+                "seconds": video.shape[2] / VIDEO_FPS,
+                "vbench_long": video.shape[2] / VIDEO_FPS >= LONG_SECONDS,
             }
             if flops is not None:
                 record["flops"] = flops
@@ -232,26 +243,57 @@ def vbench_dimensions(suite: Suite) -> list[str]:
     return [d for spec in suite.metrics if spec.metric == "vbench" for d in spec.options["dimensions"]]
 
 
+def vbench_mode(suite: Suite, dimensions: list[str]) -> str:
+    if any(d in I2V_DIMENSIONS for d in dimensions):
+        return "i2v"
+    return next(spec.options.get("mode", "custom_input") for spec in suite.metrics if spec.metric == "vbench")
+
+
+def _vbench_folder(store: RunStore, system: str, videos: list[dict], scratch: Path, mode: str) -> tuple:
+    """The folder VBench reads (links to the system's successful videos), file -> prompt, and for i2v the images.
+
+    VBench's I2V module pairs one image with each prompt, but here every video has its own first frame (it
+    depends on the seed), so each video becomes its own "prompt" `{name}` with file `{name}-0.mp4`."""
+    folder = scratch / "videos"
+    folder.mkdir()
+    files, images = {}, {}
+    for video in videos:
+        file = f"{video['name']}-0.mp4" if mode == "i2v" else f"{video['name']}.mp4"
+        (folder / file).symlink_to(store.video_path(system, video["name"]).resolve())
+        files[video["name"]] = file
+        if mode == "i2v":
+            image = scratch / "images" / f"{len(images)}.png"
+            image.parent.mkdir(exist_ok=True)
+            Image.fromarray(store.load_frames(system, video["name"])[0]).save(image)  # the conditioning frame
+            images[video["name"]] = str(image)
+    prompts = {files[v["name"]]: (v["name"] if mode == "i2v" else v["prompt"]) for v in videos}
+    return folder, files, prompts, images
+
+
 def compute_vbench(store: RunStore, suite: Suite, dimensions: list[str], console: Console) -> None:
-    """The real VBench on each system's mp4 files; every per-video raw score becomes a metric record."""
+    """The real VBench on each system's mp4 files; every per-video raw score becomes a metric record. Videos of
+    5 s or longer go through VBench-Long."""
     records = store.records()
     done = {r["system"] for r in records if r["kind"] == "vbench"}
+    mode = vbench_mode(suite, dimensions)
     for system in (s.name for s in suite.systems if s.name not in done):
         videos = [r for r in records if r["kind"] == "video" and r["system"] == system and "failed" not in r]
         if not videos:
             continue
-        console.print(f"vbench {system}: {', '.join(dimensions)} on {len(videos)} videos")
+        long = any(v.get("vbench_long") for v in videos)
+        console.print(f"vbench {system}: {', '.join(dimensions)} on {len(videos)} videos ({mode}{', long' * long})")
         with tempfile.TemporaryDirectory() as scratch:  # only the videos that succeeded, as VBench reads a folder
-            folder = Path(scratch) / "videos"
-            folder.mkdir()
-            for video in videos:
-                (folder / f"{video['name']}.mp4").symlink_to(store.video_path(system, video["name"]).resolve())
-            prompts = {f"{v['name']}.mp4": v["prompt"] for v in videos}
-            results = run_vbench(folder, prompts, dimensions, Path(scratch) / "out")
+            folder, files, prompts, images = _vbench_folder(store, system, videos, Path(scratch), mode)
+            results = run_vbench(
+                folder, prompts, dimensions, Path(scratch) / "out", mode=mode, images=images, long=long
+            )
             raw = Path(scratch) / "out" / "pare_eval_results.json"  # kept: VBench's own JSON, for audits
             store.save_bytes(Path("vbench") / system / "eval_results.json", raw.read_bytes())
         for video in videos:
-            values = {f"vbench_{d}": results[d]["videos"][f"{video['name']}.mp4"] for d in dimensions}
+            scored = [d for d in dimensions if files[video["name"]] in results[d]["videos"]]  # standard: own prompts
+            values = {f"vbench_{d}": results[d]["videos"][files[video["name"]]] for d in scored}
+            if not values:
+                continue
             store.append(
                 {
                     "kind": "metric",
@@ -367,6 +409,8 @@ def run_suite(
     prompts = resolve_prompts(suite, suite_path)[:limit]
     dimensions = vbench_dimensions(suite)
     problems = vbench_problems(dimensions) if dimensions else []
+    if dimensions and video_seconds(suite) >= LONG_SECONDS:
+        problems += long_problems()
     if problems:
         raise PreflightError("cannot run this suite's metrics:\n" + "\n".join(f"  {p}" for p in problems))
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written

@@ -29,6 +29,7 @@ from pare_bench.yaml_source import FatalSuiteProblem, Loc, format_loc, locate_pr
 
 KNOWN_CACHE_METHODS = ("first_block", "pyramid_attention_broadcast", "taylorseer")  # systems.CACHE_METHODS
 WORLD_PREFIX = "world:"
+VBENCH_PREFIX = "vbench:"  # VBench's own prompt suite, read from the VBench environment
 _LOADING = "pare_bench.suite.loading"  # validation context flag: load_suite does the cross-field checks itself
 
 
@@ -317,26 +318,36 @@ def _metric_problems(data: dict, known: set[str]) -> list[tuple[Loc, str]]:
         elif name in METRICS and METRICS[name].kind == "paired" and spec.get("reference") is None:
             problems.append((("metrics", position), f"paired metric {name!r} needs a `reference:` system"))
         elif name == "vbench":
-            problems += [(("metrics", position, "dimensions"), message) for message in _vbench_problems(spec)]
+            problems += [(("metrics", position, "dimensions"), message) for message in _vbench_problems(spec, data)]
     return problems
 
 
-def _vbench_problems(spec: dict) -> list[str]:
-    """VBench dimensions must be named, known and, with the suite's own prompts, supported by custom_input."""
-    from pare_bench.metrics.vbench import CUSTOM_INPUT, STANDARD_ONLY
+def _vbench_problems(spec: dict, data: dict) -> list[str]:
+    """VBench dimensions must be named and known, and fit the mode: custom_input (the suite's own prompts) runs
+    the dimensions VBench supports there; `mode: standard` needs VBench's prompts (`prompts: vbench:...`); the
+    I2V dimensions need an I2V suite."""
+    from pare_bench.metrics.vbench import CUSTOM_INPUT, I2V_DIMENSIONS, STANDARD_ONLY
 
-    dimensions = spec.get("dimensions")
+    dimensions, mode = spec.get("dimensions"), spec.get("mode", "custom_input")
+    known = (*CUSTOM_INPUT, *STANDARD_ONLY, *I2V_DIMENSIONS)
     if not isinstance(dimensions, list) or not dimensions or not all(isinstance(d, str) for d in dimensions):
-        return [f"vbench needs `dimensions:`, a non-empty list of names from {list(CUSTOM_INPUT)}"]
+        return [f"vbench needs `dimensions:`, a non-empty list of names from {list(known)}"]
+    if mode not in ("custom_input", "standard"):
+        return [f"vbench mode must be custom_input or standard, got {mode!r}"]
     problems = []
+    prompts = data.get("prompts")
+    if mode == "standard" and not (isinstance(prompts, str) and prompts.startswith(VBENCH_PREFIX)):
+        problems.append("vbench `mode: standard` scores VBench's own prompt suite: set `prompts: vbench:standard`")
     for dimension in dimensions:
-        if dimension in STANDARD_ONLY:
+        if dimension in STANDARD_ONLY and mode != "standard":
             problems.append(
-                f"VBench dimension {dimension!r} needs VBench's own prompt suite (standard mode), which this "
-                f"harness does not run yet; custom_input supports {list(CUSTOM_INPUT)}"
+                f"VBench dimension {dimension!r} needs VBench's own prompt suite: add `mode: standard` and "
+                f"`prompts: vbench:standard`; custom_input supports {list(CUSTOM_INPUT)}"
             )
-        elif dimension not in CUSTOM_INPUT:
-            problems.append(f"unknown VBench dimension {dimension!r}{_hint(dimension, CUSTOM_INPUT)}")
+        elif dimension in I2V_DIMENSIONS and data.get("task") != "i2v":
+            problems.append(f"VBench dimension {dimension!r} scores image-to-video; this suite's task is not i2v")
+        elif dimension not in known:
+            problems.append(f"unknown VBench dimension {dimension!r}{_hint(dimension, known)}")
     return problems
 
 
@@ -389,6 +400,14 @@ def _frames_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
 def _prompt_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
     prompts = data.get("prompts")
     if not isinstance(prompts, str) or not prompts:
+        return []
+    if prompts.startswith(VBENCH_PREFIX):
+        from pare_bench.metrics.vbench_scoring import DIMENSIONS
+
+        selection = prompts[len(VBENCH_PREFIX) :]
+        if selection != "standard" and selection not in DIMENSIONS:
+            choices = ["standard", *DIMENSIONS]
+            return [(("prompts",), f"unknown VBench prompt selection {selection!r}{_hint(selection, choices)}")]
         return []
     if prompts.startswith(WORLD_PREFIX):
         split, splits = prompts[len(WORLD_PREFIX) :], _world_splits()
@@ -487,11 +506,15 @@ def suite_hash(suite: Suite) -> str:
 
 
 def resolve_prompts(suite: Suite, suite_path: Path) -> list[str]:
-    """The suite's prompt texts: a world split, or the non-empty lines of a file next to the suite."""
+    """The suite's prompt texts: a world split, VBench's prompt suite, or the lines of a file next to the suite."""
     if suite.prompts.startswith(WORLD_PREFIX):
         from pare_bench.world.prompts import split_prompts
 
         return split_prompts(suite.prompts[len(WORLD_PREFIX) :])
+    if suite.prompts.startswith(VBENCH_PREFIX):
+        from pare_bench.metrics.vbench import standard_prompts
+
+        return standard_prompts(suite.prompts[len(VBENCH_PREFIX) :])
     return _prompt_lines(Path(suite_path).parent / suite.prompts)
 
 

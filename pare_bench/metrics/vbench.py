@@ -29,6 +29,10 @@ ENV_VAR = "PARE_VBENCH_ENV"
 # VBench's custom_input mode refuses the dimensions that need its own prompt suite's metadata.
 STANDARD_ONLY = ("object_class", "multiple_objects", "color", "spatial_relationship", "scene", "appearance_style")
 CUSTOM_INPUT = tuple(d for d in DIMENSIONS if d not in STANDARD_ONLY)
+# vbench2_beta_i2v's image-conditioned dimensions; its quality dimensions are the custom_input ones.
+I2V_DIMENSIONS = ("i2v_subject", "i2v_background", "camera_motion")
+LONG_SECONDS = 5.0  # VBench: videos this long or longer go through VBench-Long (vbench2_beta_long)
+MODES = ("custom_input", "standard", "i2v")
 
 _CLIP_B = (
     "clip_model/ViT-B-32.pt",
@@ -89,6 +93,26 @@ WEIGHTS: dict[str, tuple[tuple[str, str], ...]] = {
             "https://huggingface.co/spaces/xinyu1205/recognize-anything/resolve/main/tag2text_swin_14m.pth",
         ),
     ),
+    "i2v_subject": (
+        ("dino_model/facebookresearch_dino_main/hubconf.py", "git clone https://github.com/facebookresearch/dino"),
+        (
+            "dino_model/dino_vitbase16_pretrain.pth",
+            "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+        ),
+    ),
+    # dreamsim(pretrained=True) reads ./models; the worker links it to VBENCH_CACHE_DIR/dreamsim_models
+    "i2v_background": (
+        (
+            "dreamsim_models/ensemble_lora/adapter_config.json",
+            "pip install dreamsim; dreamsim(pretrained=True, cache_dir=...)",
+        ),
+    ),
+    "camera_motion": (
+        (
+            "torch_hub/facebookresearch_co-tracker_main/hubconf.py",
+            "torch.hub.load('facebookresearch/co-tracker', 'cotracker2') with TORCH_HOME=VBENCH_CACHE_DIR/..",
+        ),
+    ),
     "appearance_style": (_CLIP_B,),
     "temporal_style": (_VICLIP,),
     "overall_consistency": (_VICLIP,),
@@ -146,19 +170,75 @@ def vbench_problems(dimensions: list[str], env: Path | None = None) -> list[str]
     return problems
 
 
-def run_vbench(
-    videos: Path, prompts: dict[str, str], dimensions: list[str], work: Path, env: Path | None = None
-) -> dict:
-    """{dimension: {"score": VBench's aggregate, "videos": {file name: raw score}}} for the mp4 files in `videos`."""
+def full_info_path(env: Path | None = None) -> Path:
+    """VBench's prompt suite (VBench_full_info.json) inside the VBench environment."""
     env = env or default_env()
+    found = sorted(env.glob("lib/python*/site-packages/vbench/VBench_full_info.json"))
+    if not found:
+        raise VBenchError(
+            f"no VBench environment at {env} (its prompt suite is read from there): "
+            "create it with `python -m pare_bench setup-vbench`"
+        )
+    return found[0]
+
+
+def standard_prompts(selection: str, env: Path | None = None) -> list[str]:
+    """VBench's own prompts: `standard` (944 distinct in its 946 entries) or one dimension's, in its order."""
+    info = json.loads(full_info_path(env).read_text())
+    if selection != "standard" and selection not in DIMENSIONS:
+        raise VBenchError(f"unknown VBench prompt selection {selection!r}: use `standard` or one of {list(DIMENSIONS)}")
+    chosen = [item["prompt_en"] for item in info if selection == "standard" or selection in item["dimension"]]
+    return list(dict.fromkeys(chosen))
+
+
+def dimension_prompts(dimensions: list[str], env: Path | None = None) -> dict[str, set[str]]:
+    """dimension -> the VBench prompts standard mode scores it on."""
+    info = json.loads(full_info_path(env).read_text())
+    return {d: {item["prompt_en"] for item in info if d in item["dimension"]} for d in dimensions}
+
+
+def long_problems(env: Path | None = None) -> list[str]:
+    """Why VBench-Long (vbench2_beta_long) cannot run in the VBench environment, if it cannot."""
+    env = env or default_env()
+    if not _python(env).is_file():
+        return []  # vbench_problems names the missing environment
+    check = subprocess.run([str(_python(env)), "-c", "import vbench2_beta_long"], capture_output=True, text=True)
+    if check.returncode == 0:
+        return []
+    reason = (check.stderr.strip().splitlines() or ["unknown error"])[-1]
+    return [
+        f"videos of {LONG_SECONDS:g} s or longer are scored by VBench-Long, which does not import in {env}: {reason}"
+    ]
+
+
+def run_vbench(
+    videos: Path,
+    prompts: dict[str, str],
+    dimensions: list[str],
+    work: Path,
+    env: Path | None = None,
+    mode: str = "custom_input",
+    images: dict[str, str] | None = None,
+    long: bool = False,
+) -> dict:
+    """{dimension: {"score": VBench's aggregate, "videos": {file name: raw score}}} for the mp4 files in `videos`.
+
+    `prompts`: file name -> prompt of every video. `mode`: custom_input (the harness's prompts), standard
+    (VBench's prompt suite: each dimension scores the videos of its own prompts) or i2v (`images`: prompt ->
+    conditioning image file). `long`: the videos are 5 s or longer (VBench-Long)."""
+    env = env or default_env()
+    if mode not in MODES:
+        raise VBenchError(f"unknown VBench mode {mode!r}; known: {MODES}")
     work.mkdir(parents=True, exist_ok=True)
     request = {
         "videos": str(videos),
         "name": "pare",
         "output": str(work),
         "dimensions": list(dimensions),
-        "mode": "custom_input",
-        "prompts": prompts,
+        "mode": "vbench_standard" if mode == "standard" else mode,
+        "prompts": prompts if mode == "custom_input" else {},
+        "images": images or {},
+        "long": long,
         "device": "cuda" if _has_cuda() else "cpu",
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=work, delete=False) as handle:
@@ -172,20 +252,25 @@ def run_vbench(
     )
     if done.returncode != 0:
         raise VBenchError(f"vbench failed on {videos} (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return parse_results(work / "pare_eval_results.json", dimensions, expected=set(prompts))
+    expected = {d: set(prompts) for d in dimensions}
+    if mode == "standard":
+        scored = dimension_prompts(dimensions, env)
+        expected = {d: {name for name, prompt in prompts.items() if prompt in scored[d]} for d in dimensions}
+    return parse_results(work / "pare_eval_results.json", dimensions, expected=expected)
 
 
-def parse_results(path: Path, dimensions: list[str], expected: set[str]) -> dict:
+def parse_results(path: Path, dimensions: list[str], expected: set[str] | dict[str, set[str]]) -> dict:
     """VBench's eval_results.json -> per dimension its aggregate and every video's raw score.
 
     VBench skips a video it cannot decode and averages the rest; here a missing video is an error.
+    `expected`: the file names every dimension must score, or per dimension (standard mode).
     """
     results = json.loads(Path(path).read_text())
     parsed = {}
     for dimension in dimensions:
         aggregate, per_video = results[dimension]
         scores = {Path(item["video_path"]).name: float(item["video_results"]) for item in per_video}
-        if set(scores) != expected:
+        if set(scores) != (expected[dimension] if isinstance(expected, dict) else expected):
             raise VBenchError(f"vbench {dimension} scored {sorted(scores)}, expected {sorted(expected)}")
         parsed[dimension] = {"score": float(aggregate), "videos": scores}
     return parsed

@@ -292,11 +292,18 @@ def test_shipped_suites_load(path, monkeypatch):
     ("dimensions", "expected"),
     [
         ("[temporal_flicker]", "unknown VBench dimension 'temporal_flicker'; did you mean 'temporal_flickering'?"),
-        ("[color]", "VBench dimension 'color' needs VBench's own prompt suite (standard mode)"),
+        ("[color]", "VBench dimension 'color' needs VBench's own prompt suite: add `mode: standard`"),
         ("[]", "vbench needs `dimensions:`, a non-empty list"),
+        ("[i2v_subject]", "VBench dimension 'i2v_subject' scores image-to-video; this suite's task is not i2v"),
+        ("[color], mode: standard", "vbench `mode: standard` scores VBench's own prompt suite: set `prompts: vbench"),
     ],
 )
 def test_vbench_dimensions_are_checked(dimensions, expected):
     with pytest.raises(SuiteError) as caught:
         load_suite_text(f"metrics: [{{metric: vbench, dimensions: {dimensions}}}]\n")
     assert expected in str(caught.value)
+
+
+def test_vbench_prompt_selection_is_checked():
+    with pytest.raises(SuiteError, match="unknown VBench prompt selection 'colour'; did you mean 'color'"):
+        load_suite_text("prompts: vbench:colour\n")

@@ -93,3 +93,65 @@ def test_harness_temporal_flickering_equals_vbench_own_numbers(tmp_path):
             [str(env / "bin" / "python"), "-c", script, *map(str, files)], capture_output=True, text=True, check=True
         )
         assert json.loads(direct.stdout.strip().splitlines()[-1]) == [per_video[(system, f.stem)] for f in files]
+
+
+def _write_mp4(path: Path, frames: int, seed: int = 0) -> None:
+    import numpy as np
+
+    from pare_bench.store import encode_mp4
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
+    video = np.clip(base.astype(int) + rng.integers(-8, 8, (frames, 32, 32, 3)), 0, 255).astype(np.uint8)
+    path.write_bytes(encode_mp4(video))
+
+
+@pytest.mark.integration
+def test_standard_mode_scores_vbench_prompts_with_vbench_itself(tmp_path):
+    """Standard mode: files named after VBench's own prompts; each dimension scores only its prompts' videos."""
+    from pare_bench.metrics.vbench import run_vbench, standard_prompts
+
+    _require_env()
+    flicker = standard_prompts("temporal_flickering")[:2]
+    # 946 entries in VBench_full_info.json, 944 distinct prompts (videos are named by prompt)
+    assert len(standard_prompts("standard")) == 944 and len(standard_prompts("temporal_flickering")) == 75
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for seed, prompt in enumerate(flicker):
+        _write_mp4(folder / f"{prompt}-0.mp4", 16, seed)
+    prompts = {f"{p}-0.mp4": p for p in flicker}
+    results = run_vbench(folder, prompts, ["temporal_flickering"], tmp_path / "out", mode="standard")
+    scores = results["temporal_flickering"]["videos"]
+    assert set(scores) == set(prompts) and all(0 < s <= 1 for s in scores.values())
+    assert results["temporal_flickering"]["score"] == pytest.approx(sum(scores.values()) / 2)
+
+
+def test_i2v_dimensions_name_their_weights_before_generation(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VBENCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    text = SUITE.read_text().replace("include: ../../../", f"include: {Path(__file__).parents[2]}/")
+    text = text.split("metrics:")[0] + "metrics:\n  - {metric: vbench, dimensions: [i2v_subject, camera_motion]}\n"
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(text.replace("include: ", "task: i2v\nmodel: tiny-wan-i2v\ninclude: ", 1))
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 2
+    message = capsys.readouterr().err
+    assert "dino_vitbase16_pretrain.pth (for i2v_subject" in message
+    assert "co-tracker" in message and not (tmp_path / "out").exists()
+
+
+@pytest.mark.integration
+def test_five_second_videos_are_flagged_for_vbench_long_before_generation(tmp_path, capsys):
+    """40 frames at 8 fps = 5 s: VBench-Long. Its module imports torchvision.io.write_video, which torchvision
+    0.29 removed, so in today's environment the run refuses up front and says why."""
+    env = _require_env()
+    suite = _suite(tmp_path, "  - {metric: vbench, dimensions: [temporal_flickering]}\n")
+    suite.write_text(suite.read_text() + "frames: 40\n")
+    importable = subprocess.run([str(env / "bin" / "python"), "-c", "import vbench2_beta_long"]).returncode == 0
+    code = main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"])
+    if importable:  # a VBench environment where VBench-Long works: the videos are flagged and scored
+        assert code == 0
+        videos = [r for r in RunStore(tmp_path / "out").records() if r["kind"] == "video"]
+        assert all(v["vbench_long"] and v["seconds"] == 5.0 for v in videos)
+    else:
+        assert code == 2
+        message = capsys.readouterr().err
+        assert "scored by VBench-Long, which does not import" in message and not (tmp_path / "out").exists()
