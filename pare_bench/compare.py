@@ -5,6 +5,8 @@ Reads the `leaderboard.csv` of two run directories and checks every system of BA
 - a quality metric (higher is better) regresses when NEW < BASE - tolerance; tolerances are absolute,
   in the metric's own unit (dB for PSNR, a score in [0, 1] for SSIM, the world scores and VBench's raw
   dimensions);
+- a lower-is-better quality metric (FID, LPIPS) regresses when NEW > BASE * tolerance (ratios: FID's scale
+  depends on the feature network, so an absolute bound would mean nothing across suites);
 - a cost metric (lower is better) regresses when NEW > BASE * tolerance; tolerances are ratios;
 - `failures` regresses when it rises at all, and a BASE system missing from NEW regresses.
 
@@ -42,6 +44,7 @@ DEFAULT_TOLERANCES = {
         **{f"{name}_heldout": 0.05 for name in _WORLD},
         **{f"vbench_{name}": 0.02 for name in (*VBENCH_DIMENSIONS, "total", "quality", "semantic")},
     },
+    "lower": {"fid": 1.10, "lpips": 1.10},
     "cost": {"flops_per_step": 1.01, "flops_per_video": 1.01, "latency_p50": 1.5, "latency_p90": 1.5},
 }
 
@@ -50,6 +53,7 @@ class Tolerances(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     quality: dict[str, float] = Field(default_factory=dict)  # metric -> largest allowed absolute drop
+    lower: dict[str, float] = Field(default_factory=dict)  # lower-is-better quality -> largest ratio new / base
     cost: dict[str, float] = Field(default_factory=dict)  # metric -> largest allowed ratio new / base
 
 
@@ -69,14 +73,14 @@ def load_tolerances(path: Path | None) -> dict[str, dict[str, float]]:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise CompareError(f"invalid tolerance file {path}: {problems}") from None
-    for kind in ("quality", "cost"):
+    for kind in ("quality", "lower", "cost"):
         for metric, value in getattr(tolerances, kind).items():
             if metric not in merged[kind]:
                 raise CompareError(
                     f"invalid tolerance file {path}: unknown {kind} metric {metric!r} (known: {sorted(merged[kind])})"
                 )
-            if value < 0 or (kind == "cost" and value < 1):
-                least = "a ratio >= 1" if kind == "cost" else ">= 0"
+            if value < 0 or (kind != "quality" and value < 1):
+                least = "a ratio >= 1" if kind != "quality" else ">= 0"
                 raise CompareError(f"invalid tolerance file {path}: {kind}.{metric} must be {least}, got {value}")
             merged[kind][metric] = value
     return merged
@@ -99,7 +103,7 @@ def compare_runs(base: pd.DataFrame, new: pd.DataFrame, tolerances: dict) -> pd.
         if "failures" in base:
             before, after = base.loc[system, "failures"], new.loc[system].get("failures", 0)
             rows.append(_row(system, "failures", before, after, before, after > before))
-        for kind, sign in (("quality", -1), ("cost", +1)):
+        for kind, sign in (("quality", -1), ("lower", +1), ("cost", +1)):
             for metric, tolerance in tolerances[kind].items():
                 before = base.loc[system].get(metric, math.nan)
                 if pd.isna(before):

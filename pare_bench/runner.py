@@ -24,6 +24,7 @@ from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
 from pare_bench.metrics.fid import load_world_features
+from pare_bench.metrics.paired import lpips_problems
 from pare_bench.metrics.vbench import I2V_DIMENSIONS, LONG_SECONDS, long_problems, run_vbench, vbench_problems
 from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
@@ -411,6 +412,8 @@ def run_suite(
     problems = vbench_problems(dimensions) if dimensions else []
     if dimensions and video_seconds(suite) >= LONG_SECONDS:
         problems += long_problems()
+    if any(spec.metric == "lpips" for spec in suite.metrics):
+        problems += lpips_problems()
     if problems:
         raise PreflightError("cannot run this suite's metrics:\n" + "\n".join(f"  {p}" for p in problems))
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written

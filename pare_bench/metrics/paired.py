@@ -4,10 +4,15 @@ This is the convention of acceleration papers (PAB, TeaCache): the accelerated v
 against the baseline's, not against ground truth. Conventions, recorded in the manifest:
 frames are uint8 RGB mapped to [0, 1] floats; PSNR uses data_range 1.0 over all pixels of the video
 (one MSE per video, not a mean of per-frame PSNRs); SSIM uses a Gaussian window of 11 px and
-sigma 1.5, computed per frame and averaged over frames.
+sigma 1.5, computed per frame and averaged over frames. LPIPS (torchmetrics, AlexNet backbone, inputs in
+[0, 1]) is averaged over frames; it needs the backbone's ImageNet weights in the torch hub cache, which are
+never downloaded here: `lpips_problems` names the missing file before a run starts.
 """
 
 from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +23,33 @@ from pare_bench.metrics.registry import register_metric
 CONVENTIONS = {
     "psnr": {"data_range": 1.0, "reduction": "one MSE over all frames and pixels of a video"},
     "ssim": {"data_range": 1.0, "kernel": "gaussian", "kernel_size": 11, "sigma": 1.5, "reduction": "mean over frames"},
+    "lpips": {"net": "alex", "input_range": [0, 1], "reduction": "mean over frames"},
 }
+# torchvision's AlexNet ImageNet weights, which torchmetrics' LPIPS loads through the torch hub cache
+LPIPS_BACKBONE = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+
+
+def lpips_weights() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE.rsplit("/", 1)[1]
+
+
+def lpips_problems() -> list[str]:
+    path = lpips_weights()
+    if path.is_file():
+        return []
+    return [
+        f"LPIPS needs its AlexNet weights at {path} (from {LPIPS_BACKBONE}; the torch hub cache is $TORCH_HOME/hub)"
+    ]
+
+
+@cache
+def _lpips_model():
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    problems = lpips_problems()
+    if problems:
+        raise FileNotFoundError(problems[0])
+    return LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).eval()
 
 
 def _frames(video: np.ndarray) -> torch.Tensor:
@@ -37,3 +68,12 @@ def ssim(video: np.ndarray, reference: np.ndarray) -> float:
         _frames(video), _frames(reference), data_range=1.0, kernel_size=11, sigma=1.5, reduction="elementwise_mean"
     )
     return float(value)
+
+
+@register_metric("lpips", kind="paired", higher_is_better=False)
+def lpips(video: np.ndarray, reference: np.ndarray) -> float:
+    model = _lpips_model()
+    with torch.no_grad():
+        values = [model(a[None], b[None]) for a, b in zip(_frames(video).float(), _frames(reference).float())]
+        model.reset()
+    return float(torch.stack(values).mean())

@@ -7,7 +7,13 @@ from pare_bench.__main__ import main
 from pare_bench.compare import DEFAULT_TOLERANCES, compare_runs, load_tolerances
 
 BASE = pd.DataFrame(
-    {"failures": [0, 0], "psnr": [float("nan"), 28.0], "motion_direction": [0.4, 0.39], "latency_p50": [2.0, 1.5]},
+    {
+        "failures": [0, 0],
+        "psnr": [float("nan"), 28.0],
+        "motion_direction": [0.4, 0.39],
+        "fid": [800.0, 900.0],
+        "latency_p50": [2.0, 1.5],
+    },
     index=pd.Index(["baseline", "fbcache"], name="system"),
 )
 
@@ -32,6 +38,9 @@ def test_identical_runs_pass():
         ("latency_p50", "fbcache", 2.3, True),
         ("latency_p50", "baseline", 0.1, False),
         ("failures", "baseline", 1, True),
+        ("fid", "fbcache", 985.0, False),  # lower is better: within 1.1x
+        ("fid", "fbcache", 1000.0, True),
+        ("fid", "baseline", 100.0, False),
     ],
 )
 def test_quality_falls_and_cost_rises_beyond_tolerance(column, system, value, regressed):

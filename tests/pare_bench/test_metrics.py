@@ -42,3 +42,28 @@ def test_registry_metadata_and_errors():
     with pytest.raises(ValueError, match="twice"):
         register_metric("psnr", kind="paired", higher_is_better=True)(lambda a, b: 0.0)
     assert {"psnr", "ssim", "world", "flops", "latency"} <= set(METRICS)
+
+
+def test_lpips_names_its_missing_weights_and_runs_on_local_ones(tmp_path, monkeypatch):
+    """No weights: a clear error naming the file. Weights in the hub cache (here a random AlexNet saved where
+    torchvision looks, since nothing is downloaded): 0 for identical videos, > 0 for different ones."""
+    import numpy as np
+    import torch
+    import torchvision
+
+    from pare_bench.metrics import get_metric
+    from pare_bench.metrics import paired
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    paired._lpips_model.cache_clear()
+    assert "alexnet-owt-7be5be79.pth" in paired.lpips_problems()[0]
+    video = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(FileNotFoundError, match="LPIPS needs its AlexNet weights"):
+        get_metric("lpips").compute(video, video)
+    paired.lpips_weights().parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), paired.lpips_weights())
+    assert paired.lpips_problems() == []
+    assert get_metric("lpips").compute(video, video) == pytest.approx(0.0, abs=1e-6)
+    assert get_metric("lpips").compute(video, 255 - video) > 0.0
+    paired._lpips_model.cache_clear()

@@ -343,3 +343,13 @@ def test_two_process_run_gives_the_same_records_as_one(tmp_path):
     assert not list((tmp_path / "two").glob("records.rank*.jsonl"))  # shards merged and removed
     assert _comparable(tmp_path / "two") == _comparable(tmp_path / "one")
     assert len([r for r in RunStore(tmp_path / "two").records() if r["kind"] == "video"]) == 8  # 4 prompts x 2
+
+
+def test_lpips_without_local_weights_fails_before_generation(tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    suite = _write_suite(tmp_path, "metrics:\n  - {metric: lpips, reference: baseline}\n")
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 2
+    assert "LPIPS needs its AlexNet weights at" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
