@@ -51,8 +51,7 @@ def test_lpips_names_its_missing_weights_and_runs_on_local_ones(tmp_path, monkey
     import torch
     import torchvision
 
-    from pare_bench.metrics import get_metric
-    from pare_bench.metrics import paired
+    from pare_bench.metrics import get_metric, paired
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     paired._lpips_model.cache_clear()

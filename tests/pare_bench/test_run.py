@@ -349,7 +349,8 @@ def test_lpips_without_local_weights_fails_before_generation(tmp_path, monkeypat
     import torch
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    suite = _write_suite(tmp_path, "metrics:\n  - {metric: lpips, reference: baseline}\n")
+    suite = _write_suite(tmp_path, "")
+    suite.write_text(suite.read_text().split("metrics:")[0] + "metrics:\n  - {metric: lpips, reference: baseline}\n")
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 2
     assert "LPIPS needs its AlexNet weights at" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
