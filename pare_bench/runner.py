@@ -23,7 +23,7 @@ from pare_bench.distributed import Ranks, ranks
 from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
-from pare_bench.metrics.fid import load_world_features
+from pare_bench.metrics.fid import inception_problems, load_world_features
 from pare_bench.metrics.paired import lpips_problems
 from pare_bench.metrics.vbench import I2V_DIMENSIONS, LONG_SECONDS, long_problems, run_vbench, vbench_problems
 from pare_bench.recipes import width_plan
@@ -33,7 +33,7 @@ from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, res
 from pare_bench.systems import System, build_system
 from pare_bench.world.prompts import parse_prompt
 from pare_bench.world.render import render_prompt, to_uint8
-from pare_bench.zoo import IMAGE_PATCH, TinyWan, load_tiny
+from pare_bench.zoo import IMAGE_PATCH, TINY_MODELS, TinyWan, load_tiny
 from pare_core.flops import RuntimeFlopCounter, analytic_flops, block_flops, fvcore_flops
 from pare_core.router import router_size
 
@@ -66,8 +66,6 @@ def _progress(console: Console) -> Progress:
 
 def video_seconds(suite: Suite) -> float:
     """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
-    from pare_bench.zoo import TINY_MODELS
-
     frames = suite.frames or (TINY_MODELS[suite.model].world.frames if suite.model in TINY_MODELS else 0)
     return frames / VIDEO_FPS
 
@@ -414,6 +412,8 @@ def run_suite(
         problems += long_problems()
     if any(spec.metric == "lpips" for spec in suite.metrics):
         problems += lpips_problems()
+    if any(spec.metric == "fid" for spec in suite.metrics) and suite.model not in TINY_MODELS:
+        problems += inception_problems()  # real video: Inception features (the tiny world has its own network)
     if problems:
         raise PreflightError("cannot run this suite's metrics:\n" + "\n".join(f"  {p}" for p in problems))
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written

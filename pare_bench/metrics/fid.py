@@ -13,12 +13,15 @@ The Frechet distance itself is clean-fid's (`cleanfid.fid.frechet_distance`), on
 the features. torchmetrics' FrechetInceptionDistance, given `WorldFeatures` as its feature extractor, is the
 cross-check (`torchmetrics_fid`, tested to agree within 1%).
 
-Real video (the Wan path) would use clean-fid's Inception instead; that path, with its weights check, is not
-built yet.
+Real video (the Wan path) uses clean-fid's Inception (`InceptionFeatures`: the torchscript
+inception-2015-12-05.pt that clean-fid's "clean" mode loads, frames resized to 299 with clean-fid's PIL bicubic
+resize). Its file is looked up in $PARE_INCEPTION_DIR (default ~/.cache/pare-bench/inception) and never
+downloaded: `inception_problems` names it, with its source, before a run starts.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -157,6 +160,46 @@ def torchmetrics_fid(model: WorldFeatures, videos: list[np.ndarray], references:
     metric.update(_as_batch(np.concatenate([sampled_frames(v) for v in references])), real=True)
     metric.update(_as_batch(np.concatenate([sampled_frames(v) for v in videos])), real=False)
     return float(metric.compute())
+
+
+INCEPTION_FILE = "inception-2015-12-05.pt"
+INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+
+
+def inception_dir() -> Path:
+    return Path(os.environ.get("PARE_INCEPTION_DIR") or Path.home() / ".cache" / "pare-bench" / "inception")
+
+
+def inception_problems() -> list[str]:
+    path = inception_dir() / INCEPTION_FILE
+    return [] if path.is_file() else [f"FID on real video needs Inception weights at {path} (from {INCEPTION_URL})"]
+
+
+class InceptionFeatures:
+    """clean-fid's Inception features (2048 wide) of sampled frames, the standard FID features for real video."""
+
+    def __init__(self) -> None:
+        from cleanfid.inception_torchscript import InceptionV3W
+        from cleanfid.resize import make_resizer
+
+        problems = inception_problems()
+        if problems:
+            raise FileNotFoundError(problems[0])
+        self.model = InceptionV3W(str(inception_dir()), download=False, resize_inside=False).eval()
+        self.resize = make_resizer("PIL", False, "bicubic", (299, 299))
+
+    @torch.no_grad()
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        resized = np.stack([self.resize(frame) for frame in frames])  # (N, 299, 299, 3) float in [0, 255]
+        return self.model(torch.from_numpy(resized).permute(0, 3, 1, 2).float()).double().numpy()
+
+
+def inception_fid(network: InceptionFeatures, videos: list[np.ndarray], references: list[np.ndarray]) -> float:
+    """FID of real videos against reference videos on clean-fid's Inception features (same frame rule)."""
+    generated, reference = (
+        np.concatenate([network(sampled_frames(v)) for v in group]) for group in (videos, references)
+    )
+    return clean_fid(generated, reference)
 
 
 @register_metric("fid", kind="distribution", higher_is_better=False)

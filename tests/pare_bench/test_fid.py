@@ -62,3 +62,13 @@ def test_teacher_is_far_closer_to_the_world_than_a_random_init_model(network, ti
         scores[label] = clean_fid(features(network, videos), features(network, references))
     print(f"FID vs world reference: {scores}")  # shown with -s
     assert scores["teacher"] * 5 < scores["random-init"]
+
+
+def test_inception_weights_are_named_when_missing(tmp_path, monkeypatch):
+    from pare_bench.metrics.fid import INCEPTION_URL, InceptionFeatures, inception_problems
+
+    monkeypatch.setenv("PARE_INCEPTION_DIR", str(tmp_path))
+    (problem,) = inception_problems()
+    assert str(tmp_path / "inception-2015-12-05.pt") in problem and INCEPTION_URL in problem
+    with pytest.raises(FileNotFoundError, match="needs Inception weights"):
+        InceptionFeatures()
