@@ -36,7 +36,7 @@ from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.flops import block_flops
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
-from pare_core.router import BlockRouter, RouterConfig, block_importance, decide, static_router
+from pare_core.router import BlockRouter, RouterConfig, apply_router, block_importance, decide, static_router
 
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 RECOVERY_BATCH = 8
@@ -169,7 +169,9 @@ DEPTH_DATA_SEED = 10_000  # stage 2 draws other scenes than stage 1 of the same 
 
 
 def depth_hash(teacher: str, recipe: Recipe) -> str:
-    canonical = json.dumps({"teacher": teacher, **recipe.model_dump(mode="json")}, sort_keys=True)
+    """The width and depth parts only: a step-distilled system reuses its depth artifact."""
+    parts = recipe.model_dump(mode="json", include={"width", "depth"})
+    canonical = json.dumps({"teacher": teacher, **parts}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -213,7 +215,7 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
         student, router = train_joint(
             student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step
         )
-    record = {"teacher": teacher.name, **recipe.model_dump(mode="json")}
+    record = {"teacher": teacher.name, **recipe.model_dump(mode="json", include={"width", "depth"})}
     save_depth_artifact(directory, student, router, {**record, "block_importance": importance, "static_keep": keep})
     return student, router
 
@@ -255,3 +257,138 @@ def depth_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, 
         _forget_training(directory, "joint")
     student, router = train_depth_student(teacher, recipe, directory, root)
     return student.eval(), router.eval()
+
+
+# ------------------------------------------------------------------------------------------ step distillation
+
+
+def step_hash(teacher: str, recipe: Recipe) -> str:
+    canonical = json.dumps({"teacher": teacher, **recipe.model_dump(mode="json", exclude_none=True)}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def base_transformer(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR) -> torch.nn.Module:
+    """The system `recipe` describes without its step distillation: the teacher (a copy), the width student, or
+    the width/depth student with its router attached."""
+    if recipe.depth is not None:
+        student, router = depth_student(teacher, recipe, root)
+        apply_router(student, router, RouterConfig(budget=recipe.depth.budget))
+        return student
+    if recipe.width is not None:
+        return width_student(teacher, recipe.width, root)
+    return copy.deepcopy(teacher.transformer)
+
+
+def _guided_velocity(model, context: dict, condition: dict, guidance: float):
+    """v(x, sigma) of `model` with classifier-free guidance, as the harness's sampler computes it."""
+
+    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        hidden = x if "condition" not in condition else torch.cat([x, condition["condition"]], dim=1)
+        extra = {"encoder_hidden_states_image": condition["image"]} if "image" in condition else {}
+        timestep = 1000 * sigma
+        cond = model(hidden, timestep, context["cond"], return_dict=False, **extra)[0]
+        if guidance == 1.0:
+            return cond
+        uncond = model(hidden, timestep, context["uncond"], return_dict=False, **extra)[0]
+        return uncond + guidance * (cond - uncond)
+
+    return velocity
+
+
+TRAJECTORY_BATCH = 8
+
+
+@torch.no_grad()
+def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path) -> dict:
+    """`recipe.trajectories` teacher trajectories from training-split prompts, states at the student's sigmas;
+    saved in chunks under `directory/trajectories/`, so an interrupted run keeps what it made."""
+    from pare_core.step_distill import student_sigmas, teacher_trajectory
+
+    sigmas = student_sigmas(recipe.steps, recipe.shift)
+    folder = directory / "trajectories"
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks = -(-recipe.trajectories // TRAJECTORY_BATCH)
+    columns = (
+        TextColumn(f"teacher trajectories {directory.name}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("trajectories", total=chunks)
+        for chunk in range(chunks):
+            path = folder / f"{chunk:05d}.pt"
+            if not path.exists():
+                rng = random.Random(recipe.seed * 1_000_003 + chunk)
+                batch = training_batch(teacher, TeacherRecipe(batch=TRAJECTORY_BATCH, prompt_dropout=0.0), rng, "cpu")
+                empty = torch.zeros_like(batch["tokens"])
+                context = {"cond": teacher.text_encoder(batch["tokens"]), "uncond": teacher.text_encoder(empty)}
+                condition = {k: batch[k] for k in ("condition", "image") if k in batch}
+                generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + chunk)
+                noise = torch.randn(batch["video"].shape, generator=generator)
+                velocity = _guided_velocity(model, context, condition, recipe.guidance)
+                states = teacher_trajectory(velocity, noise, sigmas, recipe.substeps)
+                atomic_save(path, {"states": states, "tokens": batch["tokens"], **condition})
+            bar.advance(task)
+    parts = [torch.load(folder / f"{chunk:05d}.pt", weights_only=True) for chunk in range(chunks)]
+    return {key: torch.cat([p[key] for p in parts], dim=1 if key == "states" else 0) for key in parts[0]}
+
+
+def atomic_save(path: Path, payload: dict) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
+    """step -> (student forward kwargs, target velocity) for `batch` random (trajectory, segment) pairs."""
+    from pare_core.step_distill import segment_targets, student_sigmas
+
+    sigmas = student_sigmas(recipe.steps, recipe.shift)
+    targets = segment_targets(data["states"], sigmas)  # (K, N, ...)
+
+    @torch.no_grad()
+    def pairs_at(step: int) -> tuple[dict, torch.Tensor]:
+        generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
+        n = torch.randint(data["states"].shape[1], (batch,), generator=generator)
+        k = torch.randint(recipe.steps, (batch,), generator=generator)
+        x = data["states"][k, n]
+        hidden = x if "condition" not in data else torch.cat([x, data["condition"][n]], dim=1)
+        inputs = {
+            "hidden_states": hidden,
+            "timestep": 1000 * sigmas[k],
+            "encoder_hidden_states": teacher.text_encoder(data["tokens"][n]),
+        }
+        if "image" in data:
+            inputs["encoder_hidden_states_image"] = data["image"][n]
+        return inputs, targets[k, n]
+
+    return pairs_at
+
+
+def sd_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
+    """The step-distilled student of `recipe` (routed when the recipe has depth), cached or trained now."""
+    from pare_core.step_distill import StepDistillConfig, distill_steps
+
+    sd = recipe.step_distill
+    directory = root / teacher.name / f"sd-{step_hash(teacher.name, recipe)}"
+    weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
+    student = base_transformer(teacher, recipe, root)  # routed and pruned as the recipe says; weights replaced below
+    if weights.is_file() and not retrain:
+        trained = type(student).from_pretrained(directory / "transformer")
+        student.load_state_dict(owned(trained).state_dict())
+        return student.eval()
+    if retrain:
+        _forget_training(directory, "step_distill")
+    data = teacher_trajectories(teacher, base_transformer(teacher, recipe, root).eval(), sd, directory)
+    config = StepDistillConfig(
+        steps=sd.steps, shift=sd.shift, substeps=sd.substeps, guidance=sd.guidance, train_steps=sd.train_steps
+    )
+    with _training(directory, "step_distill", config.train_steps) as (state, on_step, on_checkpoint):
+        pairs = segment_pairs(teacher, data, sd, config.batch)
+        student = distill_steps(student, pairs, config, state, on_checkpoint, on_step)
+    student.save_pretrained(directory / "transformer")
+    _write_recipe(directory, {"teacher": teacher.name, **recipe.model_dump(mode="json", exclude_none=True)})
+    return student.eval()

@@ -96,17 +96,34 @@ class DepthRecipe(BaseModel):
     seed: int = Field(0, ge=0)  # seeds the router's init and the training data
 
 
+class StepDistillRecipe(BaseModel):
+    """Step distillation (`pare_core.step_distill`): a `steps`-step student of the system the rest of the recipe
+    describes (the teacher alone: `sd`; width and depth: `pare+sd`), guidance folded in. It samples with Euler at
+    `steps` steps, guidance 1 (one forward per step) and `shift`, whatever the suite's sampling says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(4, ge=1, le=50)
+    shift: float = Field(3.0, gt=0.0)
+    substeps: int = Field(6, ge=1)  # teacher Euler steps per student step
+    guidance: float = Field(5.0, ge=1.0)  # the teacher's CFG scale
+    trajectories: int = Field(128, ge=1)  # teacher trajectories from training-split prompts
+    train_steps: int = Field(400, ge=0)
+    seed: int = Field(0, ge=0)
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     width: WidthRecipe | None = None
     depth: DepthRecipe | None = None
+    step_distill: StepDistillRecipe | None = None
 
     def with_seed(self, seed: int) -> Recipe:
         return self.model_copy(
             update={
                 part: getattr(self, part).model_copy(update={"seed": seed})
-                for part in ("width", "depth")
+                for part in ("width", "depth", "step_distill")
                 if getattr(self, part) is not None
             }
         )
@@ -133,7 +150,7 @@ class SystemSpec(BaseModel):
 
     @model_validator(mode="after")
     def _seeds_need_recipe(self) -> SystemSpec:
-        if self.seeds is not None and (self.recipe is None or (self.recipe.width or self.recipe.depth) is None):
+        if self.seeds is not None and (self.recipe is None or self.recipe == Recipe()):
             raise ValueError("seeds replicate a trained recipe; this system has no recipe")
         if self.cache is not None and self.recipe is not None and self.recipe.depth is not None:
             raise ValueError("a cache and a depth router both skip blocks; give this system one of them")
@@ -442,6 +459,7 @@ def _allowed_keys(loc: Loc) -> list[str]:
         ("systems", "recipe"): Recipe,
         ("systems", "recipe", "width"): WidthRecipe,
         ("systems", "recipe", "depth"): DepthRecipe,
+        ("systems", "recipe", "step_distill"): StepDistillRecipe,
     }
     model = models.get(tuple(part for part in loc if isinstance(part, str)))
     keys = list(model.model_fields) if model else []
@@ -500,8 +518,9 @@ def load_suite(path: Path, known_metrics: set[str] | None = None) -> Suite:
 
 
 def suite_hash(suite: Suite) -> str:
-    """A short, stable id of what a suite asks for (key order and formatting of the file do not matter)."""
-    canonical = json.dumps(suite.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """A short, stable id of what a suite asks for (key order and formatting of the file do not matter, and
+    neither do unset optional fields, so a new optional suite field leaves earlier runs resumable)."""
+    canonical = json.dumps(suite.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 

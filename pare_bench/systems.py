@@ -8,7 +8,7 @@ and the teacher that the baseline runs stays untouched.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -97,7 +97,14 @@ def build_system(
     sampling = SamplingConfig(**suite.sampling_for(spec).model_dump(), frames=suite.frames)
     model = teacher
     recipe = spec.recipe
-    if recipe is not None and recipe.depth is not None:
+    if recipe is not None and recipe.step_distill is not None:
+        from pare_bench.recipes import ARTIFACTS_DIR, sd_student
+
+        student = sd_student(teacher, recipe, artifacts or ARTIFACTS_DIR, retrain)
+        model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
+        sd = recipe.step_distill
+        sampling = replace(sampling, steps=sd.steps, guidance=1.0, scheduler="euler", shift=sd.shift)
+    elif recipe is not None and recipe.depth is not None:
         from pare_bench.recipes import ARTIFACTS_DIR, depth_student
 
         student, router = depth_student(teacher, recipe, artifacts or ARTIFACTS_DIR, retrain)

@@ -89,3 +89,28 @@ def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2
     again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # from the cache, no training
     assert torch.equal(again.generate(prompt, seed), video)
     assert not hasattr(tiny_t2v.transformer, "_pare_router")  # the teacher stays unrouted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base", [{}, {"depth": {"budget": 0.5, "steps": 1}}], ids=["sd", "routed+sd"])
+def test_step_distilled_system_samples_in_k_single_forwards_and_reloads(base, tiny_t2v, tmp_path):
+    from pare_core.flops import analytic_flops
+
+    recipe = {**base, "step_distill": {"steps": 2, "substeps": 1, "trajectories": 8, "train_steps": 2}}
+    suite = Suite(**{**SUITE, "systems": [{"name": "sd", "recipe": recipe}]})
+    system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
+    assert (system.sampling.steps, system.sampling.guidance, system.sampling.scheduler) == (2, 1.0, "euler")
+    prompt, seed = ["a red circle moving left"], [3]
+    with RuntimeFlopCounter() as counter:
+        video = system.generate(prompt, seed)
+    world = tiny_t2v.spec.world
+    dense = analytic_flops(
+        dict(tiny_t2v.transformer.config), world.frames, world.height, world.width, tiny_t2v.spec.text_context
+    ).total
+    assert counter.total <= 2 * dense * 1.01  # two forwards, no CFG pair (fewer blocks when routed)
+    if "depth" in base:
+        assert system.routed and len(system.step_routing()) == 2
+    (directory,) = (tmp_path / "tiny-wan-t2v").glob("sd-*")
+    assert len(list((directory / "trajectories").glob("*.pt"))) == 1
+    again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # cached: no training
+    assert torch.equal(again.generate(prompt, seed), video)
