@@ -384,7 +384,12 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, ret
         _forget_training(directory, "step_distill")
     data = teacher_trajectories(teacher, base_transformer(teacher, recipe, root).eval(), sd, directory)
     config = StepDistillConfig(
-        steps=sd.steps, shift=sd.shift, substeps=sd.substeps, guidance=sd.guidance, train_steps=sd.train_steps
+        steps=sd.steps,
+        shift=sd.shift,
+        substeps=sd.substeps,
+        guidance=sd.guidance,
+        train_steps=sd.train_steps,
+        batch=sd.batch,
     )
     with _training(directory, "step_distill", config.train_steps) as (state, on_step, on_checkpoint):
         pairs = segment_pairs(teacher, data, sd, config.batch)

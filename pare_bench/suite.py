@@ -108,7 +108,8 @@ class StepDistillRecipe(BaseModel):
     substeps: int = Field(6, ge=1)  # teacher Euler steps per student step
     guidance: float = Field(5.0, ge=1.0)  # the teacher's CFG scale
     trajectories: int = Field(128, ge=1)  # teacher trajectories from training-split prompts
-    train_steps: int = Field(400, ge=0)
+    train_steps: int = Field(300, ge=0)
+    batch: int = Field(8, ge=1)  # (state, segment) pairs per optimizer step
     seed: int = Field(0, ge=0)
 
 
