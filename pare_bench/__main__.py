@@ -131,6 +131,22 @@ def _bench_gpu(args) -> int:
     return 0
 
 
+def _encode_latents(args) -> int:
+    from pare_bench.latent_cache import encode_dataset
+    from pare_bench.wan_zoo import load_wan, wan_model
+
+    model = wan_model(args.model)
+    try:
+        pipe = load_wan(args.model, args.weights)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    height, width = args.height or model.height, args.width or model.width
+    count = encode_dataset(pipe, args.videos, args.captions, args.out, args.frames, height, width)
+    print(f"{count} video(s) encoded into {args.out} (the others were cached already)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pare_bench", description="PARE benchmark harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--repeats", type=int, default=5)
     gpu.add_argument("--out", type=Path, default=Path("results/bench_gpu.json"))
     gpu.set_defaults(func=_bench_gpu)
+
+    encode = sub.add_parser("encode-latents", help="encode mp4 files + captions (JSONL) to a latent cache for training")
+    encode.add_argument("--model", required=True, choices=sorted(WAN_MODELS))
+    encode.add_argument("--weights", type=Path, default=None, help="local diffusers directory (default: HF cache)")
+    encode.add_argument("--videos", type=Path, required=True)
+    encode.add_argument("--captions", type=Path, required=True, help='JSONL: {"file": "clip.mp4", "caption": "..."}')
+    encode.add_argument("--out", type=Path, required=True)
+    encode.add_argument("--frames", type=int, default=81)
+    encode.add_argument("--height", type=int, default=None)
+    encode.add_argument("--width", type=int, default=None)
+    encode.set_defaults(func=_encode_latents)
 
     profile = sub.add_parser("profile-heads", help="temporal role, importance and magnitude of every head")
     profile.add_argument("model", choices=sorted(TINY_MODELS))

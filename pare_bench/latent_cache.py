@@ -1,0 +1,129 @@
+"""Training data for real models: mp4 files with captions, encoded once to latents and text embeddings.
+
+PARE's recovery and joint stages train on video-text pairs (the paper used about 30K). `encode_dataset` reads
+a folder of mp4 files and a captions file (JSONL lines `{"file": "clip.mp4", "caption": "..."}`), resizes and
+trims each video to the model's frame count (4k+1) and resolution, and encodes it with the pipeline's own VAE
+(the latent mean, normalized as WanPipeline un-normalizes before decoding) and text encoder. Every item lands
+in `CACHE/<index>.pt` atomically; a rerun skips what is there, so an interrupted encode resumes and a second
+training run reuses the cache. `cache.json` records the settings and refuses a cache made with others.
+
+`latent_batches(cache, batch, seed)` is the step -> forward-kwargs function the distillation loops take
+(`pare_core.distill.recover` / `train_joint`): flow-matching inputs x_t = (1 - t) x0 + t noise at
+logit-normal shifted t, as the tiny world's recovery batches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import Progress
+
+from pare_bench.checkpoint import atomic_write_bytes
+from pare_bench.train_teacher import shifted_timesteps
+from pare_bench.wan_zoo import latent_grid
+
+
+def read_captions(videos: Path, captions: Path) -> list[dict]:
+    """The captions file's entries, each naming an mp4 in `videos`; missing files are named together."""
+    entries = []
+    for number, line in enumerate(Path(captions).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            entries.append({"file": str(entry["file"]), "caption": str(entry["caption"])})
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f'{captions}:{number}: expected {{"file": ..., "caption": ...}}: {error}') from None
+    missing = [str(Path(videos) / e["file"]) for e in entries if not (Path(videos) / e["file"]).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} video(s) named in {captions} are missing: {', '.join(missing)}")
+    if not entries:
+        raise ValueError(f"{captions} lists no videos")
+    return entries
+
+
+def read_video(path: Path, frames: int, height: int, width: int) -> torch.Tensor:
+    """(3, frames, height, width) in [-1, 1]: the first `frames` frames, resized (bicubic); shorter videos refused."""
+    with av.open(str(path)) as container:
+        decoded = [
+            frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+            for _, frame in zip(range(frames), container.decode(video=0))
+        ]
+    if len(decoded) < frames:
+        raise ValueError(f"{path} has {len(decoded)} frames; the model takes {frames}")
+    video = torch.from_numpy(np.stack(decoded)).permute(3, 0, 1, 2).float() / 127.5 - 1
+    return video
+
+
+@torch.no_grad()
+def encode_dataset(
+    pipe, videos: Path, captions: Path, cache: Path, frames: int, height: int, width: int, max_text: int = 512
+) -> int:
+    """Encode every captioned video not yet in `cache`; returns how many were encoded now."""
+    latent_grid(frames, height, width)  # checks 4k+1 frames and multiples of 16
+    entries = read_captions(videos, captions)
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "max_text": max_text,
+        "z_dim": pipe.vae.config.z_dim,
+    }
+    recorded = cache / "cache.json"
+    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
+        raise ValueError(
+            f"{cache} was encoded with {json.loads(recorded.read_text())}, not {settings}: use another cache"
+        )
+    atomic_write_bytes(recorded, json.dumps(settings).encode())
+    z = pipe.vae.config.z_dim
+    mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z, 1, 1, 1)
+    std = torch.tensor(pipe.vae.config.latents_std).view(1, z, 1, 1, 1)
+    encoded = 0
+    with Progress(console=Console(stderr=True)) as bar:
+        task = bar.add_task("encode latents", total=len(entries))
+        for index, entry in enumerate(entries):
+            path = cache / f"{index:06d}.pt"
+            if not path.is_file():
+                video = read_video(Path(videos) / entry["file"], frames, height, width)[None].to(pipe.vae.dtype)
+                latents = (pipe.vae.encode(video).latent_dist.mean - mean) / std
+                text, _ = pipe.encode_prompt(
+                    entry["caption"], do_classifier_free_guidance=False, max_sequence_length=max_text
+                )
+                buffer = io.BytesIO()
+                torch.save({"latents": latents[0].float(), "text": text[0].float(), **entry}, buffer)
+                atomic_write_bytes(path, buffer.getvalue())
+                encoded += 1
+            bar.advance(task)
+    return encoded
+
+
+def latent_batches(cache: Path, batch: int, seed: int = 0, time_shift: float = 3.0):
+    """step -> transformer forward kwargs from the cached latents and text embeddings (seeded by step)."""
+    items = [torch.load(p, weights_only=True) for p in sorted(Path(cache).glob("*.pt"))]
+    if not items:
+        raise FileNotFoundError(f"no encoded items in {cache}: run `python -m pare_bench encode-latents` first")
+    latents = torch.stack([item["latents"] for item in items])
+    text = torch.stack([item["text"] for item in items])
+
+    def batch_at(step: int) -> dict:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        chosen = torch.randint(len(items), (batch,), generator=generator)
+        t = shifted_timesteps(batch, time_shift, generator)
+        x0 = latents[chosen]
+        noise = torch.randn(x0.shape, generator=generator)
+        t_ = t.view(-1, 1, 1, 1, 1)
+        return {
+            "hidden_states": (1 - t_) * x0 + t_ * noise,
+            "timestep": 1000 * t,
+            "encoder_hidden_states": text[chosen],
+        }
+
+    return batch_at
