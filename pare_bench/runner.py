@@ -23,7 +23,7 @@ from pare_bench.distributed import Ranks, ranks
 from pare_bench.evaluate import first_frames
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
-from pare_bench.metrics.fid import inception_problems, load_world_features
+from pare_bench.metrics.fid import InceptionFeatures, inception_fid, inception_problems, load_world_features
 from pare_bench.metrics.paired import lpips_problems
 from pare_bench.metrics.vbench import I2V_DIMENSIONS, LONG_SECONDS, long_problems, run_vbench, vbench_problems
 from pare_bench.recipes import width_plan
@@ -31,6 +31,7 @@ from pare_bench.report import write_outputs
 from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, build_system
+from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
 from pare_bench.world.prompts import parse_prompt
 from pare_bench.world.render import render_prompt, to_uint8
 from pare_bench.zoo import IMAGE_PATCH, TINY_MODELS, TinyWan, load_tiny
@@ -66,18 +67,26 @@ def _progress(console: Console) -> Progress:
 
 def video_seconds(suite: Suite) -> float:
     """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
+    if suite.model in WAN_MODELS:
+        return (suite.frames or WAN_MODELS[suite.model].frames) / WAN_FPS
     frames = suite.frames or (TINY_MODELS[suite.model].world.frames if suite.model in TINY_MODELS else 0)
     return frames / VIDEO_FPS
 
 
-def load_model(suite: Suite, suite_path: Path) -> TinyWan:
+def load_model(suite: Suite, suite_path: Path):
+    """The tiny teacher, or a Wan pipeline from local files (missing weights fail here, before any write)."""
+    if suite.model in WAN_MODELS:
+        from pare_bench.wan_run import load_wan_run
+
+        return load_wan_run(suite, suite_path)
     directory = model_directory(suite, suite_path)
     return load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory)
 
 
 def _one_video(system: System, item: WorkItem) -> torch.Tensor:
     """One video at batch 1 (I2V systems get the item's rendered first frame)."""
-    return system.generate([item.prompt], [item.seed], first_frames(system.model, [item.prompt], [item.seed]))
+    images = first_frames(system.model, [item.prompt], [item.seed]) if isinstance(system.model, TinyWan) else None
+    return system.generate([item.prompt], [item.seed], images)
 
 
 def _generate(system: System, item: WorkItem, count_flops: bool) -> tuple[torch.Tensor, int | None]:
@@ -117,8 +126,8 @@ def generate_all(
                 "index": item.index,
                 "seed": item.seed,
                 "steps": system.sampling.steps,
-                "seconds": video.shape[2] / VIDEO_FPS,
-                "vbench_long": video.shape[2] / VIDEO_FPS >= LONG_SECONDS,
+                "seconds": video.shape[2] / system.fps,
+                "vbench_long": video.shape[2] / system.fps >= LONG_SECONDS,
             }
             if flops is not None:
                 record["flops"] = flops
@@ -129,7 +138,7 @@ def generate_all(
             else:
                 frames = to_uint8(video)[0].numpy()
                 store.save_frames(system.name, item.name, frames)
-                store.save_video(system.name, item.name, frames)
+                store.save_video(system.name, item.name, frames, system.fps)
                 store.append(record)
             bar.advance(task)
 
@@ -223,15 +232,22 @@ def compute_distributions(store: RunStore, suite: Suite, console: Console) -> No
     records = store.records()
     done = {(r["system"], r["metric"]) for r in records if r["kind"] == "distribution"}
     specs = [spec for spec in suite.metrics if get_metric(spec.metric).kind == "distribution"]
-    network = load_world_features() if specs else None
+    real = suite.model in WAN_MODELS
+    network = None if not specs else (InceptionFeatures() if real else load_world_features())
     for spec in specs:
         for system in (s.name for s in suite.systems if (s.name, spec.metric) not in done):
             videos = [r for r in records if r["kind"] == "video" and r["system"] == system and "failed" not in r]
             if len(videos) < 2:
                 continue
             generated = [store.load_frames(system, v["name"]) for v in videos]
-            references = [render_prompt(v["prompt"], v["seed"]).numpy() for v in videos]
-            value = get_metric(spec.metric).compute(network, generated, references)
+            if real:  # against the reference system's videos of the same prompts and seeds
+                if system == spec.reference:
+                    continue
+                references = [store.load_frames(spec.reference, v["name"]) for v in videos]
+                value = inception_fid(network, generated, references)
+            else:
+                references = [render_prompt(v["prompt"], v["seed"]).numpy() for v in videos]
+                value = get_metric(spec.metric).compute(network, generated, references)
             console.print(f"{spec.metric} {system}: {value:.4g} ({len(videos)} videos)")
             store.append(
                 {"kind": "distribution", "system": system, "metric": spec.metric, "value": value, "videos": len(videos)}
@@ -328,6 +344,8 @@ def flops_cross_check(store: RunStore, system: System) -> None:
     recorded for the same video; fvcore's trace cannot follow data-dependent routing, so it is left out there."""
     if any(r["kind"] == "flops_check" and r["system"] == system.name for r in store.records()):
         return
+    if not isinstance(system.model, TinyWan):
+        return  # Wan: `python -m pare_bench flops` cross-checks the formula at real scale on the meta device
     model, world = system.model, system.model.spec.world
     config = dict(model.transformer.config)
     text_len = model.spec.text_context
@@ -414,8 +432,12 @@ def run_suite(
         problems += lpips_problems()
     if any(spec.metric == "fid" for spec in suite.metrics) and suite.model not in TINY_MODELS:
         problems += inception_problems()  # real video: Inception features (the tiny world has its own network)
+    if suite.model in WAN_MODELS:
+        from pare_bench.wan_run import wan_problems
+
+        problems += wan_problems(suite, suite_path)
     if problems:
-        raise PreflightError("cannot run this suite's metrics:\n" + "\n".join(f"  {p}" for p in problems))
+        raise PreflightError("cannot run this suite:\n" + "\n".join(f"  {p}" for p in problems))
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written
     store = RunStore(out or Path("runs") / suite.suite)
     dist = ranks()

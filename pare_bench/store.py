@@ -131,7 +131,7 @@ class RunStore:
     def video_path(self, system: str, name: str) -> Path:
         return self.root / "videos" / system / f"{name}.mp4"
 
-    def save_video(self, system: str, name: str, frames: np.ndarray) -> None:
+    def save_video(self, system: str, name: str, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
         path = self.video_path(system, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, encode_mp4(frames))
+        atomic_write_bytes(path, encode_mp4(frames, fps))

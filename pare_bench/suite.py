@@ -139,6 +139,7 @@ class SystemSpec(BaseModel):
     sampling: SamplingOverride | None = None
     seeds: list[int] | None = Field(None, min_length=1)  # train the recipe once per seed: one system each
     replica_of: str | None = None  # set by seed expansion: the system this one is a seed replica of
+    artifact: str | None = None  # Wan models: a saved PARE transformer directory (relative to the suite file)
 
     @field_validator("seeds")
     @classmethod
@@ -220,6 +221,9 @@ class Suite(BaseModel):
     seed: Seed = Field(default_factory=Seed)
     sampling: Sampling = Field(default_factory=Sampling)
     frames: int | None = Field(None, gt=0)  # video length; None: the model's native length
+    height: int | None = Field(None, gt=0)  # Wan models: video size (default the model's, e.g. 720x1280 for 14B)
+    width: int | None = Field(None, gt=0)
+    weights: str | None = None  # Wan models: local diffusers directory (relative to the suite); None: the HF cache
     systems: list[SystemSpec] = Field(min_length=1)
     metrics: list[MetricSpec]
 
@@ -373,15 +377,38 @@ def _model_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
     model, task = data.get("model"), data.get("task")
     if not isinstance(model, str) or not model:
         return []
-    zoo = _tiny_models()
+    from pare_bench.wan_zoo import WAN_MODELS
+
+    zoo = {**_tiny_models(), **{name: spec.task for name, spec in WAN_MODELS.items()}}
     if model in zoo:
         if task in ("t2v", "i2v") and zoo[model] != task:
             return [(("task",), f"task {task!r} does not match model {model!r}, whose task is {zoo[model]!r}")]
+        if model in WAN_MODELS:
+            return _wan_problems(data)
         return []
     if (base_dir / model).is_dir():
         return []
     local = "or name a local model directory (relative to the suite file)"
     return [(("model",), f"unknown model {model!r}{_hint(model, zoo)}; {local}")]
+
+
+def _wan_problems(data: dict) -> list[tuple[Loc, str]]:
+    """A Wan suite runs baseline, cache and saved-artifact systems; it cannot train recipes or use world metrics."""
+    problems = []
+    for position, system in _items(data, "systems"):
+        if system.get("recipe") is not None:
+            message = (
+                "a Wan model cannot train recipes inside a run: train PARE on real data (encode-latents, then the "
+                "distillation loops) and name the saved transformer with `artifact:`"
+            )
+            problems.append((("systems", position, "recipe"), message))
+    for position, metric in _items(data, "metrics"):
+        if metric.get("metric") == "world":
+            problems.append((("metrics", position, "metric"), "world metrics score the tiny world only"))
+        if metric.get("metric") == "fid" and metric.get("reference") is None:
+            message = "FID on a Wan model compares with a reference system's videos: add `reference:`"
+            problems.append((("metrics", position), message))
+    return problems
 
 
 def _tiny_max_frames() -> int:
@@ -407,7 +434,9 @@ def _frames_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
                 )
             ]
         return []
-    if (base_dir / model / "vae").is_dir() and frames % 4 != 1:
+    from pare_bench.wan_zoo import WAN_MODELS
+
+    if (model in WAN_MODELS or (base_dir / model / "vae").is_dir()) and frames % 4 != 1:
         lower, upper = frames - (frames - 1) % 4, frames - (frames - 1) % 4 + 4
         return [
             (("frames",), f"Wan needs 4k+1 frames (its VAE compresses time 4x); got {frames}, use {lower} or {upper}")

@@ -56,17 +56,22 @@ class System:
     model: TinyWan
     sampling: SamplingConfig
     routing: list[torch.Tensor] | None = None  # routed systems: (videos, blocks) decisions per forward of the last call
+    fps: int = 8  # the mp4 files' frame rate
 
     def generate(self, prompts: list[str], seeds: list[int], first_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, F, H, W) in [0, 1], one video per (prompt, seed); a routed system keeps its decisions."""
         if not self.routed:
-            return sample(self.model, prompts, seeds, self.sampling, first_frames)
+            return self._sample(prompts, seeds, first_frames)
         history = router_state(self.model.transformer).history
         history.clear()
         try:
-            return sample(self.model, prompts, seeds, self.sampling, first_frames)
+            return self._sample(prompts, seeds, first_frames)
         finally:
             self.routing = list(history)
             history.clear()
+
+    def _sample(self, prompts: list[str], seeds: list[int], first_frames: torch.Tensor | None) -> torch.Tensor:
+        return sample(self.model, prompts, seeds, self.sampling, first_frames)
 
     @property
     def routed(self) -> bool:
@@ -91,10 +96,14 @@ class System:
 
 
 def build_system(
-    spec: SystemSpec, suite: Suite, teacher: TinyWan, artifacts: Path | None = None, retrain: bool = False
+    spec: SystemSpec, suite: Suite, teacher, artifacts: Path | None = None, retrain: bool = False
 ) -> System:
     """The system's model: the teacher, or the student its recipe trains (cached), plus its cache hook."""
     sampling = SamplingConfig(**suite.sampling_for(spec).model_dump(), frames=suite.frames)
+    if not isinstance(teacher, TinyWan):
+        from pare_bench.wan_run import build_wan_system
+
+        return build_wan_system(spec, teacher, sampling)
     model = teacher
     recipe = spec.recipe
     if recipe is not None and recipe.step_distill is not None:

@@ -28,6 +28,7 @@ _I2V = dict(in_channels=36, image_dim=1280, added_kv_proj_dim=5120)
 TEXT_TOKENS = 512  # umT5 context, padded
 IMAGE_TOKENS = 257  # CLIP ViT-H/14 tokens of the first frame (I2V)
 VAE_TIME, VAE_SPACE = 4, 8  # Wan-VAE compression
+WAN_FPS = 16  # Wan2.1 writes its videos at 16 fps (81 frames: 5.06 s, so VBench-Long applies)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def locate_weights(name: str, path: Path | None = None) -> Path:
     model = wan_model(name)
     how = (
         f"download it once where a network is available (`huggingface-cli download {model.repo} --local-dir DIR`) "
-        "and pass --weights DIR"
+        "and set the suite's `weights:` (or --weights) to DIR"
     )
     if path is not None:
         missing = missing_files(Path(path))
@@ -120,7 +121,7 @@ def locate_weights(name: str, path: Path | None = None) -> Path:
 
 
 def load_wan(name: str, path: Path | None = None, **kwargs):
-    """The diffusers pipeline of `name` from local files only (kwargs go to `from_pretrained`, e.g. torch_dtype)."""
+    """The diffusers pipeline of `name` from local files only (kwargs go to `from_pretrained`, e.g. dtype)."""
     import diffusers
 
     directory = locate_weights(name, path)

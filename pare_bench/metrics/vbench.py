@@ -175,7 +175,7 @@ def full_info_path(env: Path | None = None) -> Path:
     env = env or default_env()
     found = sorted(env.glob("lib/python*/site-packages/vbench/VBench_full_info.json"))
     if not found:
-        raise VBenchError(
+        raise FileNotFoundError(
             f"no VBench environment at {env} (its prompt suite is read from there): "
             "create it with `python -m pare_bench setup-vbench`"
         )

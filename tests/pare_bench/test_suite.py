@@ -123,8 +123,8 @@ def test_include_problems_point_into_the_file_that_has_them(tmp_path):
         f"{tmp_path / 'base.yaml'}:3: samples_per_prompt: Input should be greater than 0 (got 0)",
         (
             f"{tmp_path / 'child.yaml'}:6: framez: unknown key 'framez'; did you mean 'frames'?"
-            " (known: ['frames', 'include', 'metadata', 'metrics', 'model', 'prompts', 'samples_per_prompt',"
-            " 'sampling', 'seed', 'suite', 'systems', 'task'])"
+            " (known: ['frames', 'height', 'include', 'metadata', 'metrics', 'model', 'prompts',"
+            " 'samples_per_prompt', 'sampling', 'seed', 'suite', 'systems', 'task', 'weights', 'width'])"
         ),
     )
 

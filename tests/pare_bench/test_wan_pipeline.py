@@ -1,5 +1,7 @@
 """PARE students inside diffusers' WanPipeline call path, on tiny random components built from config."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from diffusers import WanPipeline
@@ -91,3 +93,51 @@ def test_wan_loads_offline_from_a_local_directory_and_names_what_is_missing(pipe
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError, match="Wan-AI/Wan2.1-T2V-14B-Diffusers is not in the local cache"):
         load_wan("wan2.1-t2v-14b")
+
+
+@pytest.mark.slow
+def test_a_wan_suite_runs_through_the_pipeline_with_a_saved_pare_transformer(pipe, tmp_path):
+    """A Wan suite end to end on local tiny random weights: baseline, a cache system and a saved PARE
+    transformer (pruned and routed) swapped into WanPipeline; videos at 16 fps, paired metrics, FLOPs."""
+    from pare_bench.__main__ import main
+    from pare_bench.store import RunStore
+
+    pipe.save_pretrained(tmp_path / "weights")
+    student = prune_heads(pipe.transformer, PLAN)
+    save_depth_artifact(
+        tmp_path / "pare", student, _router(), {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
+    )
+    (tmp_path / "prompts.txt").write_text("a red circle moving left\na blue square moving up\n")
+    (tmp_path / "suite.yaml").write_text(
+        "suite: wan_tiny\ntask: t2v\nmodel: wan2.1-t2v-1.3b\nweights: weights\nprompts: prompts.txt\n"
+        "height: 32\nwidth: 32\nframes: 9\nsampling: {steps: 2, guidance: 5.0, shift: 3.0, scheduler: unipc}\n"
+        "systems:\n  - {name: baseline}\n  - {name: pare, artifact: pare}\n"
+        "  - {name: fbcache, cache: {first_block: {threshold: 0.2}}}\n"
+        "metrics:\n  - {metric: psnr, reference: baseline}\n  - {metric: flops, videos: 1}\n"
+        "  - {metric: latency, warmup: 0, repeats: 1}\n"
+    )
+    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run")]) == 0
+    store = RunStore(tmp_path / "run")
+    videos = [r for r in store.records() if r["kind"] == "video"]
+    assert len(videos) == 6 and all(v["seconds"] == 9 / 16 for v in videos)
+    assert store.load_frames("pare", videos[0]["name"]).shape == (9, 32, 32, 3)
+    routed = [v for v in videos if v["system"] == "pare"]
+    assert all(len(v["routing"]) == 2 for v in routed)  # one decision string per step
+    flops = {v["system"]: v["flops"] for v in videos if "flops" in v}
+    assert flops["pare"] < flops["baseline"]
+    board = (tmp_path / "run" / "leaderboard.csv").read_text()
+    assert "pare" in board and "fbcache" in board
+
+
+def test_the_vbench_t2v_suite_without_weights_names_them_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    from pare_bench.__main__ import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    suite = Path(__file__).parents[2] / "suites" / "vbench_t2v.yaml"
+    assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 2
+    message = capsys.readouterr().err
+    assert "Wan-AI/Wan2.1-T2V-14B-Diffusers is not in the local cache" in message
+    assert "system pare: no PARE transformer at" in message
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,126 @@
+"""Suites on the real Wan2.1 models: the pipeline from local files, and systems that sample through it.
+
+`load_wan_run(suite, suite_path)` checks for the weights (a local diffusers directory, `weights:` in the suite,
+or the local Hugging Face cache) before anything is written and loads the pipeline: bf16 on CUDA, fp32 on a CPU.
+A Wan system is the baseline (the pipeline as loaded), a saved PARE transformer (`artifact:`, pruned and/or
+routed, swapped into the pipeline) or a diffusers cache hook on a copy of the transformer. Each video goes
+through the pipeline's own call: its prompt encoding, CFG, UniPC scheduler (at the suite's flow shift) and VAE.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from diffusers import UniPCMultistepScheduler
+
+from pare_bench.sample import SamplingConfig
+from pare_bench.suite import Suite, SystemSpec
+from pare_bench.systems import CACHE_METHODS, System
+from pare_bench.wan_pipeline import load_pare_transformer, with_transformer
+from pare_bench.wan_zoo import WAN_FPS, WanModel, latent_grid, wan_model
+
+
+@dataclass
+class WanRun:
+    """What a Wan suite runs on: the model's spec, the loaded pipeline and the video size."""
+
+    name: str
+    spec: WanModel
+    pipe: object
+    height: int
+    width: int
+    frames: int
+    suite_dir: Path
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return self.pipe.transformer
+
+
+def wan_problems(suite: Suite, suite_path: Path) -> list[str]:
+    """Every file a Wan suite needs and lacks: the model's weights and each system's saved transformer."""
+    from pare_bench.wan_zoo import locate_weights
+
+    problems = []
+    weights = None if suite.weights is None else Path(suite_path).parent / suite.weights
+    try:
+        locate_weights(suite.model, weights)
+    except FileNotFoundError as error:
+        problems.append(str(error))
+    for system in suite.systems:
+        if system.artifact is not None:
+            path = Path(suite_path).parent / system.artifact / "transformer" / "diffusion_pytorch_model.safetensors"
+            if not path.is_file():
+                problems.append(f"system {system.name}: no PARE transformer at {path} (train and save it first)")
+    return problems
+
+
+def load_wan_run(suite: Suite, suite_path: Path) -> WanRun:
+    """The pipeline from local files: bf16 on CUDA, fp32 on a CPU. Call `wan_problems` first."""
+    from pare_bench.wan_zoo import load_wan
+
+    spec = wan_model(suite.model)
+    height, width, frames = suite.height or spec.height, suite.width or spec.width, suite.frames or spec.frames
+    latent_grid(frames, height, width)
+    weights = None if suite.weights is None else Path(suite_path).parent / suite.weights
+    cuda = torch.cuda.is_available()
+    pipe = load_wan(suite.model, weights, dtype=torch.bfloat16 if cuda else torch.float32)
+    pipe.to("cuda" if cuda else "cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return WanRun(suite.model, spec, pipe, height, width, frames, Path(suite_path).parent)
+
+
+@dataclass
+class _WanModelView:
+    """What the runner reads from `system.model`: the transformer and the task."""
+
+    transformer: torch.nn.Module
+    spec: WanModel
+
+
+@dataclass
+class WanSystem(System):
+    run: WanRun | None = None
+    pipe: object | None = None
+
+    def _sample(self, prompts, seeds, first_frames) -> torch.Tensor:
+        if self.run.spec.task == "i2v":
+            raise NotImplementedError(
+                "Wan I2V runs need VBench's I2V image suite, which this harness does not read yet"
+            )
+        self.pipe.scheduler = UniPCMultistepScheduler.from_config(
+            self.pipe.scheduler.config, flow_shift=self.sampling.shift
+        )
+        videos = []
+        for prompt, seed in zip(prompts, seeds):
+            output = self.pipe(
+                prompt=prompt,
+                height=self.run.height,
+                width=self.run.width,
+                num_frames=self.sampling.frames or self.run.frames,
+                num_inference_steps=self.sampling.steps,
+                guidance_scale=self.sampling.guidance,
+                generator=torch.Generator().manual_seed(seed),
+                output_type="pt",
+            )
+            videos.append(output.frames[0].permute(1, 0, 2, 3).float().cpu())  # (F, 3, H, W) -> (3, F, H, W)
+        return torch.stack(videos)
+
+
+def build_wan_system(spec: SystemSpec, run: WanRun, sampling: SamplingConfig) -> WanSystem:
+    sampling = replace(sampling, frames=sampling.frames or run.frames)
+    pipe = run.pipe
+    if spec.artifact is not None:
+        transformer = load_pare_transformer(run.suite_dir / spec.artifact).to(
+            run.transformer.device, run.transformer.dtype
+        )
+        pipe = with_transformer(run.pipe, transformer)
+    if spec.cache is not None:
+        pipe = with_transformer(pipe, copy.deepcopy(pipe.transformer))  # the hook must not leak into other systems
+        ((method, options),) = spec.cache.items()
+        pipe.transformer.enable_cache(CACHE_METHODS[method](pipe, dict(options)))  # PAB reads pipe.current_timestep
+    pipe.set_progress_bar_config(disable=True)
+    return WanSystem(spec.name, _WanModelView(pipe.transformer, run.spec), sampling, fps=WAN_FPS, run=run, pipe=pipe)
