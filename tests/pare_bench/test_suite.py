@@ -185,7 +185,7 @@ def test_unknown_world_split():
 def test_unknown_model_suggests_a_zoo_name():
     (problem,) = problems_of("unknown_model.yaml")
     assert "model: unknown model 'tiny-wan-tv2'; did you mean 'tiny-wan-t2v'?" in problem
-    assert "['tiny-wan-i2v', 'tiny-wan-t2v']" in problem
+    assert "['tiny-wan-i2v', 'tiny-wan-t2v', 'wan2.1-i2v-14b-480p'" in problem  # tiny and real Wan names
 
 
 def test_local_model_directory_is_accepted(tmp_path):
