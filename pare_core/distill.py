@@ -167,9 +167,11 @@ def train_joint(
             optimizer.load_state_dict(state[f"{name}_optimizer"])
         step = state["step"]
     routing = RouterConfig(budget=config.budget, temperature=config.temperature[0])
-    apply_router(student, router, routing)
+    apply_router(student, router, routing)  # on the bare model, before any wrapper: the hooks sit on its blocks
     student.train(), router.train()
-    teacher.to(accelerator.device), student.to(accelerator.device), router.to(accelerator.device)
+    teacher.to(accelerator.device), router.to(accelerator.device)
+    model = student  # the bare student: hooks, state dicts and the return value
+    student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])  # DDP / FSDP when launched
     try:
         while step < config.steps:
             progress = step / max(1, config.steps - 1)
@@ -182,13 +184,17 @@ def train_joint(
             with torch.no_grad():
                 target = teacher(**inputs, return_dict=False)[0]
             prediction = student(**inputs, return_dict=False)[0]
-            gates = router_state(student).gates
-            costs = (router_state(student).costs if block_flops is None else block_flops).to(gates.device)
+            gates = router_state(model).gates
+            costs = (router_state(model).costs if block_flops is None else block_flops).to(gates.device)
             distill = nn.functional.mse_loss(prediction, target)
             budget = budget_loss(gates, costs.to(gates.dtype), config.budget)
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             accelerator.backward(distill + config.budget_weight * budget)
+            if config.train_router and accelerator.num_processes > 1:
+                # the router runs inside the student's hooks, outside any DDP wrapper: average its gradients here
+                for parameter in router.parameters():
+                    parameter.grad = accelerator.reduce(parameter.grad, reduction="mean")
             for module in (student, router) if config.train_router else (student,):
                 accelerator.clip_grad_norm_(module.parameters(), config.grad_clip)
             for optimizer in optimizers.values():
@@ -200,13 +206,13 @@ def train_joint(
             if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
                 on_checkpoint(
                     {
-                        "student": student.state_dict(),
+                        "student": accelerator.unwrap_model(student).state_dict(),
                         "router": router.state_dict(),
                         **{f"{n}_optimizer": o.state_dict() for n, o in optimizers.items()},
                         "step": step,
                     }
                 )
     finally:
-        router_state(student).history.clear()
-        remove_router(student)
-    return student.eval(), router.eval()
+        router_state(model).history.clear()
+        remove_router(model)
+    return model.eval(), router.eval()
