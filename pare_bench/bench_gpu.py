@@ -19,28 +19,13 @@ from pathlib import Path
 
 import torch
 
+from pare_bench.wan_pipeline import tiny_transformer_config
 from pare_bench.wan_zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
 from pare_core.flops import analytic_flops
 from pare_core.prune import HeadPlan, prune_heads
 from pare_core.router import RouterConfig, apply_router, static_router
 
-TOY = {
-    "name": "toy",
-    "config": dict(
-        patch_size=(1, 2, 2),
-        num_attention_heads=4,
-        attention_head_dim=16,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=32,
-        ffn_dim=128,
-        num_layers=4,
-        qk_norm="rms_norm_across_heads",
-        cross_attn_norm=True,
-    ),
-    "video": (9, 64, 64),
-}
+TOY_VIDEO = (9, 64, 64)  # frames, height, width: 3 x 8 x 8 latents, 48 tokens
 
 
 def _evenly(count: int, total: int) -> list[bool]:
@@ -163,7 +148,7 @@ def bench_gpu(models: list[str], toy: bool, warmup: int, repeats: int, out: Path
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     rows = []
     if toy:
-        rows += bench_model("toy", TOY["config"], TOY["video"], device, dtype, warmup, repeats)
+        rows += bench_model("toy", tiny_transformer_config(), TOY_VIDEO, device, dtype, warmup, repeats)
     else:
         for name in models:
             spec = wan_model(name)

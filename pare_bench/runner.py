@@ -353,30 +353,18 @@ def flops_cross_check(store: RunStore, system: System) -> None:
     frames = system.sampling.frames or world.frames
     forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
     counted = next(r for r in store.records() if r["system"] == system.name and "flops" in r)
-    runtime = counted["flops"]
     if system.routed:
-        per_forward = _routed_analytic(system, config, frames, text_len, image_len, counted["routing"])
-        store.append(
-            {
-                "kind": "flops_check",
-                "system": system.name,
-                "forwards_per_video": forwards,
-                "analytic_per_forward": per_forward,
-                "analytic_per_video": per_forward * forwards,
-                "runtime_per_video": runtime,
-                "fvcore_x2_per_forward": None,
-            }
+        per_forward, fvcore = _routed_analytic(system, config, frames, text_len, image_len, counted["routing"]), None
+    else:
+        per_forward = analytic_flops(config, frames, world.height, world.width, text_len, image_len).total
+        inputs = (
+            torch.randn(1, config["in_channels"], frames, world.height, world.width),
+            torch.tensor([500.0]),
+            torch.randn(1, text_len, config["text_dim"]),
         )
-        return
-    per_forward = analytic_flops(config, frames, world.height, world.width, text_len, image_len).total
-    channels = config["in_channels"]
-    inputs = (
-        torch.randn(1, channels, frames, world.height, world.width),
-        torch.tensor([500.0]),
-        torch.randn(1, text_len, config["text_dim"]),
-    )
-    if image_len:
-        inputs += (torch.randn(1, image_len, config["image_dim"]),)
+        if image_len:
+            inputs += (torch.randn(1, image_len, config["image_dim"]),)
+        fvcore = fvcore_flops(model.transformer, inputs)
     store.append(
         {
             "kind": "flops_check",
@@ -384,8 +372,8 @@ def flops_cross_check(store: RunStore, system: System) -> None:
             "forwards_per_video": forwards,
             "analytic_per_forward": per_forward,
             "analytic_per_video": per_forward * forwards,
-            "runtime_per_video": runtime,
-            "fvcore_x2_per_forward": fvcore_flops(model.transformer, inputs),
+            "runtime_per_video": counted["flops"],
+            "fvcore_x2_per_forward": fvcore,
         }
     )
 

@@ -314,7 +314,7 @@ def test_routed_system_records_its_routing_and_its_flops_match_the_decisions(tmp
     records = RunStore(tmp_path / "out").records()
     (video,) = [r for r in records if r["kind"] == "video" and r["system"] == "routed"]
     assert len(video["routing"]) == video["steps"] and {len(step) for step in video["routing"]} == {8}
-    assert video["seconds"] == 2.0 and video["vbench_long"] is False  # 16 frames at 8 fps: not VBench-Long
+    assert video["seconds"] == 1.0 and video["vbench_long"] is False  # 8 frames at 8 fps: not VBench-Long
     checks = {r["system"]: r for r in records if r["kind"] == "flops_check"}
     assert checks["routed"]["runtime_per_video"] == pytest.approx(checks["routed"]["analytic_per_video"], rel=0.01)
     assert checks["routed"]["runtime_per_video"] < 0.7 * checks["baseline"]["runtime_per_video"]
