@@ -147,6 +147,18 @@ def _encode_latents(args) -> int:
     return 0
 
 
+def _bench_systems(args) -> int:
+    import json
+
+    from pare_bench.system_bench import bench_systems, print_systems
+
+    result = bench_systems(args.suite, args.systems, repeats=args.repeats)
+    print_systems(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pare_bench", description="PARE benchmark harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--height", type=int, default=None)
     encode.add_argument("--width", type=int, default=None)
     encode.set_defaults(func=_encode_latents)
+
+    systems = sub.add_parser("bench-systems", help="one forward at batch 1 of suite systems against its baseline")
+    systems.add_argument("suite", type=Path)
+    systems.add_argument("--systems", nargs="+", required=True)
+    systems.add_argument("--repeats", type=int, default=40)
+    systems.add_argument("--json", type=Path, default=None)
+    systems.set_defaults(func=_bench_systems)
 
     profile = sub.add_parser("profile-heads", help="temporal role, importance and magnitude of every head")
     profile.add_argument("model", choices=sorted(TINY_MODELS))
