@@ -354,3 +354,18 @@ def test_lpips_without_local_weights_fails_before_generation(tmp_path, monkeypat
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 2
     assert "LPIPS needs its AlexNet weights at" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_bench_systems_times_routed_systems_against_the_baseline(tmp_path, monkeypatch):
+    import pare_bench.recipes as recipes
+    from pare_bench.system_bench import bench_systems
+
+    monkeypatch.setattr(recipes, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    suite = _write_suite(
+        tmp_path, "systems:\n  - {name: baseline}\n  - {name: r, recipe: {depth: {budget: 0.5, steps: 1}}}\n"
+    )
+    result = bench_systems(suite, ["r"], repeats=2, warmup=0)
+    routed, base = result["systems"]["r"], result["systems"]["baseline"]
+    assert base["flops_ratio"] == 1.0 and 0.4 < routed["flops_ratio"] < 0.6  # half the blocks, plus the rest
+    assert len(routed["seconds"]) == 2 and routed["of_ideal"] > 0
