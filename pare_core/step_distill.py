@@ -87,9 +87,10 @@ def distill_steps(
     accelerator: Accelerator | None = None,
 ) -> nn.Module:
     """Train `student` in place on `pairs_at(step)` = (forward kwargs, target velocity); `state` resumes.
-    Only parameters that require grad train (a routed student's router stays as it is)."""
+    A routed student's router is attached through hooks, not as a submodule, so it stays as it is."""
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    parameters = [p for p in student.parameters() if p.requires_grad]
+    student.requires_grad_(True)  # a copy of a frozen teacher comes frozen; a router is not a submodule
+    parameters = list(student.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.0)
     step = 0
     if state is not None:
