@@ -207,8 +207,7 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
         importance, keep = static_keep(teacher, student, depth.budget)
         router = static_router(dim, keep, depth.hidden)
     else:
-        use_content = depth.router == "content"
-        router = BlockRouter(dim, blocks, depth.hidden, use_timestep=True, use_content=use_content)
+        router = depth_router(depth.router, dim, blocks, depth.hidden)
     config = JointConfig(steps=depth.steps, budget=depth.budget, train_router=depth.router != "static")
     with _training(directory, "joint", config.steps) as (state, on_step, on_checkpoint):
         batches = recovery_batches(teacher, DEPTH_DATA_SEED + depth.seed)
@@ -229,20 +228,23 @@ def save_depth_artifact(directory: Path, student: torch.nn.Module, router: Block
     _write_recipe(directory, {**record, **shape})
 
 
+def depth_router(kind: str, dim: int, blocks: int, hidden: int) -> BlockRouter:
+    """A router of `kind` (content, timestep or static: which inputs it sees), untrained."""
+    return BlockRouter(dim, blocks, hidden, use_timestep=kind != "static", use_content=kind == "content")
+
+
+def load_transformer(directory: Path) -> torch.nn.Module:
+    """`directory/transformer`, pruned (its config has heads_per_block) or not, in eval mode."""
+    config = json.loads((directory / "transformer" / "config.json").read_text())
+    cls = PrunedWanTransformer3DModel if config.get("heads_per_block") else WanTransformer3DModel
+    return owned(cls.from_pretrained(directory / "transformer").eval())
+
+
 def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
     """(student, router in eval mode, detached) from a `depth-<hash>` directory."""
     info = json.loads((directory / "recipe.json").read_text())
-    depth = info["depth"]
-    config = json.loads((directory / "transformer" / "config.json").read_text())
-    cls = PrunedWanTransformer3DModel if config.get("heads_per_block") else WanTransformer3DModel
-    student = owned(cls.from_pretrained(directory / "transformer").eval())
-    router = BlockRouter(
-        info["router_dim"],
-        info["blocks"],
-        depth["hidden"],
-        use_timestep=depth["router"] != "static",
-        use_content=depth["router"] == "content",
-    )
+    student = load_transformer(directory)
+    router = depth_router(info["depth"]["router"], info["router_dim"], info["blocks"], info["depth"]["hidden"])
     router.load_state_dict(load_file(directory / "router.safetensors"))
     return student, router.eval()
 
@@ -267,15 +269,26 @@ def step_hash(teacher: str, recipe: Recipe) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def base_transformer(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR) -> torch.nn.Module:
+def recipe_transformer(
+    teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False
+) -> torch.nn.Module:
+    """The transformer `recipe` describes, cached or trained now: step-distilled, or its base."""
+    if recipe.step_distill is not None:
+        return sd_student(teacher, recipe, root, retrain)
+    return base_transformer(teacher, recipe, root, retrain)
+
+
+def base_transformer(
+    teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False
+) -> torch.nn.Module:
     """The system `recipe` describes without its step distillation: the teacher (a copy), the width student, or
     the width/depth student with its router attached."""
     if recipe.depth is not None:
-        student, router = depth_student(teacher, recipe, root)
+        student, router = depth_student(teacher, recipe, root, retrain)
         apply_router(student, router, RouterConfig(budget=recipe.depth.budget))
         return student
     if recipe.width is not None:
-        return width_student(teacher, recipe.width, root)
+        return width_student(teacher, recipe.width, root, retrain)
     return copy.deepcopy(teacher.transformer)
 
 

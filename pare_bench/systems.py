@@ -17,7 +17,7 @@ from diffusers import FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, Ta
 from pare_bench.sample import SamplingConfig, sample
 from pare_bench.suite import Suite, SystemSpec
 from pare_bench.zoo import TinyWan
-from pare_core.router import RouterConfig, apply_router, router_state
+from pare_core.router import router_state
 
 
 def _first_block(model: TinyWan, options: dict) -> FirstBlockCacheConfig:
@@ -106,24 +106,14 @@ def build_system(
         return build_wan_system(spec, teacher, sampling)
     model = teacher
     recipe = spec.recipe
-    if recipe is not None and recipe.step_distill is not None:
-        from pare_bench.recipes import ARTIFACTS_DIR, sd_student
+    if recipe is not None:
+        from pare_bench.recipes import ARTIFACTS_DIR, recipe_transformer
 
-        student = sd_student(teacher, recipe, artifacts or ARTIFACTS_DIR, retrain)
+        student = recipe_transformer(teacher, recipe, artifacts or ARTIFACTS_DIR, retrain)
         model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
-        sd = recipe.step_distill
-        sampling = replace(sampling, steps=sd.steps, guidance=1.0, scheduler="euler", shift=sd.shift)
-    elif recipe is not None and recipe.depth is not None:
-        from pare_bench.recipes import ARTIFACTS_DIR, depth_student
-
-        student, router = depth_student(teacher, recipe, artifacts or ARTIFACTS_DIR, retrain)
-        apply_router(student, router, RouterConfig(budget=recipe.depth.budget))
-        model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
-    elif recipe is not None and recipe.width is not None:
-        from pare_bench.recipes import ARTIFACTS_DIR, width_student
-
-        student = width_student(teacher, recipe.width, artifacts or ARTIFACTS_DIR, retrain)
-        model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
+        if recipe.step_distill is not None:  # K single forwards: Euler, guidance folded in
+            sd = recipe.step_distill
+            sampling = replace(sampling, steps=sd.steps, guidance=1.0, scheduler="euler", shift=sd.shift)
     if spec.cache is None:
         return System(spec.name, model, sampling)
     model = copy.deepcopy(model)

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, UniPCMultistepScheduler, WanTransformer3DModel
 
-from pare_core.prune import PrunedWanTransformer3DModel
 from pare_core.router import RouterConfig, apply_router
 
 TINY_TEXT_DIM = 32
@@ -87,13 +86,11 @@ def load_pare_transformer(directory: Path) -> torch.nn.Module:
     weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"no PARE transformer at {directory}: {weights} is missing")
-    if (directory / "router.safetensors").is_file():
-        from pare_bench.recipes import load_depth_artifact
+    from pare_bench.recipes import load_depth_artifact, load_transformer
 
-        transformer, router = load_depth_artifact(directory)
-        budget = json.loads((directory / "recipe.json").read_text())["depth"]["budget"]
-        apply_router(transformer, router, RouterConfig(budget=budget))
-        return transformer
-    config = json.loads((directory / "transformer" / "config.json").read_text())
-    cls = PrunedWanTransformer3DModel if config.get("heads_per_block") else WanTransformer3DModel
-    return cls.from_pretrained(directory / "transformer").eval()
+    if not (directory / "router.safetensors").is_file():
+        return load_transformer(directory)
+    transformer, router = load_depth_artifact(directory)
+    budget = json.loads((directory / "recipe.json").read_text())["depth"]["budget"]
+    apply_router(transformer, router, RouterConfig(budget=budget))
+    return transformer
