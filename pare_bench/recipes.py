@@ -341,18 +341,10 @@ def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path) -> di
                 noise = torch.randn(batch["video"].shape, generator=generator)
                 velocity = _guided_velocity(model, context, condition, recipe.guidance)
                 states = teacher_trajectory(velocity, noise, sigmas, recipe.substeps)
-                atomic_save(path, {"states": states, "tokens": batch["tokens"], **condition})
+                save_state(path, {"states": states, "tokens": batch["tokens"], **condition})
             bar.advance(task)
-    parts = [torch.load(folder / f"{chunk:05d}.pt", weights_only=True) for chunk in range(chunks)]
+    parts = [load_state(folder / f"{chunk:05d}.pt") for chunk in range(chunks)]  # checksummed, as checkpoints
     return {key: torch.cat([p[key] for p in parts], dim=1 if key == "states" else 0) for key in parts[0]}
-
-
-def atomic_save(path: Path, payload: dict) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
