@@ -36,7 +36,15 @@ from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.flops import block_flops
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
-from pare_core.router import BlockRouter, RouterConfig, apply_router, block_importance, decide, static_router
+from pare_core.router import (
+    BlockRouter,
+    RouterConfig,
+    apply_router,
+    block_importance,
+    decide,
+    importance_pool,
+    static_router,
+)
 
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 RECOVERY_BATCH = 8
@@ -96,18 +104,17 @@ def pruned_teacher(
     return plan, prune_heads(teacher.transformer, plan, norm_scales=scales, cross_norm_scales=cross_scales)
 
 
+def _bar_columns(label: str) -> tuple:
+    return (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+
+
 @contextmanager
 def _training(directory: Path, stage: str, total: int):
     """A resumable training stage in `directory`: (saved state or None, on_step, on_checkpoint), with a
     progress bar on stderr and each step's record appended to `<stage>_log.jsonl`."""
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint = directory / f"{stage}.pt"
-    columns = (
-        TextColumn(f"{stage} {directory.name}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
+    columns = _bar_columns(f"{stage} {directory.name}")
     with (directory / f"{stage}_log.jsonl").open("a") as log, Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task(stage, total=total)
 
@@ -166,11 +173,15 @@ def _forget_training(directory: Path, stage: str) -> None:
 # ------------------------------------------------------------------------------------------ depth
 
 DEPTH_DATA_SEED = 10_000  # stage 2 draws other scenes than stage 1 of the same seed
+POOL_DATA_SEED = 20_000  # and the router's importance pool others again
 
 
 def depth_hash(teacher: str, recipe: Recipe) -> str:
     """The width and depth parts only: a step-distilled system reuses its depth artifact."""
     parts = recipe.model_dump(mode="json", include={"width", "depth"})
+    if recipe.depth.router == "static":  # a fixed router learns nothing: its training settings change nothing
+        for unused in ("rank_weight", "pool"):
+            parts["depth"].pop(unused)
     canonical = json.dumps({"teacher": teacher, **parts}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -208,15 +219,36 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
         router = static_router(dim, keep, depth.hidden)
     else:
         router = depth_router(depth.router, dim, blocks, depth.hidden)
-    config = JointConfig(steps=depth.steps, budget=depth.budget, train_router=depth.router != "static")
+    config = JointConfig(
+        steps=depth.steps, budget=depth.budget, train_router=depth.router != "static", rank_weight=depth.rank_weight
+    )
+    pool = None
+    if config.train_router and depth.rank_weight > 0 and depth.pool > 0:
+        pool = depth_pool(teacher, student, depth, directory)
     with _training(directory, "joint", config.steps) as (state, on_step, on_checkpoint):
         batches = recovery_batches(teacher, DEPTH_DATA_SEED + depth.seed)
         student, router = train_joint(
-            student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step
+            student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step, pool=pool
         )
     record = {"teacher": teacher.name, **recipe.model_dump(mode="json", include={"width", "depth"})}
     save_depth_artifact(directory, student, router, {**record, "block_importance": importance, "static_keep": keep})
     return student, router
+
+
+def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
+    """The router's anchor: per-sample block importances of `student` on `depth.pool` batches of stage-2 data
+    (scenes the joint loop does not draw), measured once and kept in `directory/pool.pt` (checksummed) so a
+    resumed run reuses them."""
+    path = directory / "pool.pt"
+    if path.is_file():
+        return load_state(path)
+    batches = recovery_batches(teacher, POOL_DATA_SEED + depth.seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    with Progress(*_bar_columns(f"importance pool {directory.name}"), console=Console(stderr=True)) as bar:
+        task = bar.add_task("pool", total=depth.pool)
+        pool = importance_pool(student, [batches(i) for i in range(depth.pool)], lambda: bar.advance(task))
+    save_state(path, pool)
+    return pool
 
 
 def save_depth_artifact(directory: Path, student: torch.nn.Module, router: BlockRouter, record: dict) -> None:
@@ -257,6 +289,8 @@ def depth_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, 
         return load_depth_artifact(directory)
     if retrain:
         _forget_training(directory, "joint")
+        for stale in ("pool.pt", "pool.pt.sha256"):
+            (directory / stale).unlink(missing_ok=True)
     student, router = train_depth_student(teacher, recipe, directory, root)
     return student.eval(), router.eval()
 

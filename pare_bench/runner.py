@@ -8,35 +8,36 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.distributed import Ranks, ranks
 from pare_bench.evaluate import first_frames
+from pare_bench.flops_check import flops_cross_check
 from pare_bench.manifest import build_manifest
 from pare_bench.metrics import get_metric
 from pare_bench.metrics.fid import InceptionFeatures, inception_fid, inception_problems, load_world_features
 from pare_bench.metrics.paired import lpips_problems
-from pare_bench.metrics.vbench import I2V_DIMENSIONS, LONG_SECONDS, long_problems, run_vbench, vbench_problems
+from pare_bench.metrics.vbench import LONG_SECONDS, long_problems, vbench_problems
 from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
 from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, build_system
+from pare_bench.vbench_i2v import PREFIX as VBENCH_I2V_PREFIX
+from pare_bench.vbench_i2v import image_suite_dir
+from pare_bench.vbench_phase import compute_vbench, vbench_dimensions, vbench_mode
 from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
 from pare_bench.world.prompts import parse_prompt
 from pare_bench.world.render import render_prompt, to_uint8
-from pare_bench.zoo import IMAGE_PATCH, TINY_MODELS, TinyWan, load_tiny
-from pare_core.flops import RuntimeFlopCounter, analytic_flops, block_flops, fvcore_flops
-from pare_core.router import router_size
+from pare_bench.zoo import TINY_MODELS, TinyWan, load_tiny
+from pare_core.flops import RuntimeFlopCounter
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,13 @@ def load_model(suite: Suite, suite_path: Path):
 
 
 def _one_video(system: System, item: WorkItem) -> torch.Tensor:
-    """One video at batch 1 (I2V systems get the item's rendered first frame)."""
-    images = first_frames(system.model, [item.prompt], [item.seed]) if isinstance(system.model, TinyWan) else None
+    """One video at batch 1 (I2V systems get the item's first frame: rendered by the tiny world, or the prompt's
+    image from VBench's I2V image suite for Wan)."""
+    images = None
+    if isinstance(system.model, TinyWan):
+        images = first_frames(system.model, [item.prompt], [item.seed])
+    elif system.model.spec.task == "i2v":
+        images = system.run.first_frames([item.prompt])
     return system.generate([item.prompt], [item.seed], images)
 
 
@@ -159,32 +165,37 @@ def _timed_generation(system: System, item: WorkItem) -> float:
 def measure_latency(
     store: RunStore, systems: list[System], items: list[WorkItem], warmup: int, repeats: int, console: Console
 ) -> None:
-    """Whole-video latency at batch 1: `warmup` untimed runs, then `repeats` timed runs cycling over the
-    first work items (the ones the FLOP counter also sees), so a cache whose savings depend on the content
-    is timed on the same videos as every other system."""
+    """Whole-video latency at batch 1: `warmup` untimed runs per system, then `repeats` rounds in which every
+    system generates the same work item once (cycling over the first items, the ones the FLOP counter also
+    sees, so a cache whose savings depend on the content is timed on the same videos as every other system)."""
     done = {r["system"] for r in store.records() if r["kind"] == "latency"}
     todo = [s for s in systems if s.name not in done]
     timed = [items[run % len(items)] for run in range(repeats)]
+    seconds: dict[str, list[float]] = {system.name: [] for system in todo}
     with _progress(console) as bar:
         task = bar.add_task("latency", total=len(todo) * (warmup + repeats))
         for system in todo:
             for _ in range(warmup):
                 _timed_generation(system, items[0])
                 bar.advance(task)
-            seconds = []
-            for item in timed:
-                seconds.append(_timed_generation(system, item))
+        # Round-robin: each round times every system once, so drift in machine load hits them all alike
+        # (timing one system's repeats after another's put a slow minute on whichever ran then).
+        for item in timed:
+            for system in todo:
+                seconds[system.name].append(_timed_generation(system, item))
                 bar.advance(task)
-            store.append(
-                {
-                    "kind": "latency",
-                    "system": system.name,
-                    "names": [item.name for item in timed],
-                    "seconds": seconds,
-                    "warmup": warmup,
-                    "threads": torch.get_num_threads(),
-                }
-            )
+    for system in todo:  # written together: an interrupted latency phase is timed again in full
+        store.append(
+            {
+                "kind": "latency",
+                "system": system.name,
+                "names": [item.name for item in timed],
+                "seconds": seconds[system.name],
+                "warmup": warmup,
+                "threads": torch.get_num_threads(),
+                "rounds": "interleaved",
+            }
+        )
 
 
 def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
@@ -254,130 +265,6 @@ def compute_distributions(store: RunStore, suite: Suite, console: Console) -> No
             )
 
 
-def vbench_dimensions(suite: Suite) -> list[str]:
-    return [d for spec in suite.metrics if spec.metric == "vbench" for d in spec.options["dimensions"]]
-
-
-def vbench_mode(suite: Suite, dimensions: list[str]) -> str:
-    if any(d in I2V_DIMENSIONS for d in dimensions):
-        return "i2v"
-    return next(spec.options.get("mode", "custom_input") for spec in suite.metrics if spec.metric == "vbench")
-
-
-def _vbench_folder(store: RunStore, system: str, videos: list[dict], scratch: Path, mode: str) -> tuple:
-    """The folder VBench reads (links to the system's successful videos), file -> prompt, and for i2v the images.
-
-    VBench's I2V module pairs one image with each prompt, but here every video has its own first frame (it
-    depends on the seed), so each video becomes its own "prompt" `{name}` with file `{name}-0.mp4`."""
-    folder = scratch / "videos"
-    folder.mkdir()
-    files, images = {}, {}
-    for video in videos:
-        file = f"{video['name']}-0.mp4" if mode == "i2v" else f"{video['name']}.mp4"
-        (folder / file).symlink_to(store.video_path(system, video["name"]).resolve())
-        files[video["name"]] = file
-        if mode == "i2v":
-            image = scratch / "images" / f"{len(images)}.png"
-            image.parent.mkdir(exist_ok=True)
-            Image.fromarray(store.load_frames(system, video["name"])[0]).save(image)  # the conditioning frame
-            images[video["name"]] = str(image)
-    prompts = {files[v["name"]]: (v["name"] if mode == "i2v" else v["prompt"]) for v in videos}
-    return folder, files, prompts, images
-
-
-def compute_vbench(store: RunStore, suite: Suite, dimensions: list[str], console: Console) -> None:
-    """The real VBench on each system's mp4 files; every per-video raw score becomes a metric record. Videos of
-    5 s or longer go through VBench-Long."""
-    records = store.records()
-    done = {r["system"] for r in records if r["kind"] == "vbench"}
-    mode = vbench_mode(suite, dimensions)
-    for system in (s.name for s in suite.systems if s.name not in done):
-        videos = [r for r in records if r["kind"] == "video" and r["system"] == system and "failed" not in r]
-        if not videos:
-            continue
-        long = any(v.get("vbench_long") for v in videos)
-        console.print(f"vbench {system}: {', '.join(dimensions)} on {len(videos)} videos ({mode}{', long' * long})")
-        with tempfile.TemporaryDirectory() as scratch:  # only the videos that succeeded, as VBench reads a folder
-            folder, files, prompts, images = _vbench_folder(store, system, videos, Path(scratch), mode)
-            results = run_vbench(
-                folder, prompts, dimensions, Path(scratch) / "out", mode=mode, images=images, long=long
-            )
-            raw = Path(scratch) / "out" / "pare_eval_results.json"  # kept: VBench's own JSON, for audits
-            store.save_bytes(Path("vbench") / system / "eval_results.json", raw.read_bytes())
-        for video in videos:
-            scored = [d for d in dimensions if files[video["name"]] in results[d]["videos"]]  # standard: own prompts
-            values = {f"vbench_{d}": results[d]["videos"][files[video["name"]]] for d in scored}
-            if not values:
-                continue
-            store.append(
-                {
-                    "kind": "metric",
-                    "system": system,
-                    "name": video["name"],
-                    "metric": "vbench",
-                    "reference": None,
-                    "values": values,
-                    "held_out": None,
-                }
-            )
-        store.append({"kind": "vbench", "system": system, **{d: results[d]["score"] for d in dimensions}})
-
-
-def _routed_analytic(system: System, config: dict, frames: int, text_len: int, image_len: int, routing: list[str]):
-    """Analytic FLOPs of one routed video: per forward the non-block terms, the blocks its decisions kept
-    (`block_flops`) and the router's two linears."""
-    world = system.model.spec.world
-    dense = analytic_flops(config, frames, world.height, world.width, text_len, image_len)
-    p_t, p_h, p_w = config["patch_size"]
-    tokens = (frames // p_t) * (world.height // p_h) * (world.width // p_w)
-    costs = block_flops(config, tokens, text_len, image_len)
-    router = system.model.transformer._pare_router[0]
-    dim = config["num_attention_heads"] * config["attention_head_dim"]
-    overhead = dense.embedding + dense.output + router_size(router, dim)["flops_per_sample"]
-    per_step = [overhead + sum(c for c, keep in zip(costs, step) if keep == "1") for step in routing]
-    return sum(per_step) / len(per_step)
-
-
-def flops_cross_check(store: RunStore, system: System) -> None:
-    """A system's FLOPs counted independently: analytic formula and run-time counter, and for a dense system
-    (teacher or pruned student) fvcore (x2, MACs) too. A routed system's analytic count follows the decisions
-    recorded for the same video; fvcore's trace cannot follow data-dependent routing, so it is left out there."""
-    if any(r["kind"] == "flops_check" and r["system"] == system.name for r in store.records()):
-        return
-    if not isinstance(system.model, TinyWan):
-        return  # Wan: `python -m pare_bench flops` cross-checks the formula at real scale on the meta device
-    model, world = system.model, system.model.spec.world
-    config = dict(model.transformer.config)
-    text_len = model.spec.text_context
-    image_len = (world.height // IMAGE_PATCH) * (world.width // IMAGE_PATCH) if model.spec.task == "i2v" else 0
-    frames = system.sampling.frames or world.frames
-    forwards = system.sampling.steps * (2 if system.sampling.guidance != 1.0 else 1)
-    counted = next(r for r in store.records() if r["system"] == system.name and "flops" in r)
-    if system.routed:
-        per_forward, fvcore = _routed_analytic(system, config, frames, text_len, image_len, counted["routing"]), None
-    else:
-        per_forward = analytic_flops(config, frames, world.height, world.width, text_len, image_len).total
-        inputs = (
-            torch.randn(1, config["in_channels"], frames, world.height, world.width),
-            torch.tensor([500.0]),
-            torch.randn(1, text_len, config["text_dim"]),
-        )
-        if image_len:
-            inputs += (torch.randn(1, image_len, config["image_dim"]),)
-        fvcore = fvcore_flops(model.transformer, inputs)
-    store.append(
-        {
-            "kind": "flops_check",
-            "system": system.name,
-            "forwards_per_video": forwards,
-            "analytic_per_forward": per_forward,
-            "analytic_per_video": per_forward * forwards,
-            "runtime_per_video": counted["flops"],
-            "fvcore_x2_per_forward": fvcore,
-        }
-    )
-
-
 def record_head_plans(store: RunStore, suite: Suite, teacher: TinyWan) -> None:
     """Each width system's kept heads beside the teacher's temporal scores, for the report's head-role map."""
     done = {r["system"] for r in store.records() if r["kind"] == "heads"}
@@ -411,11 +298,10 @@ def run_suite(
 ) -> Path:
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
-    prompts = resolve_prompts(suite, suite_path)[:limit]
     dimensions = vbench_dimensions(suite)
     problems = vbench_problems(dimensions) if dimensions else []
-    if dimensions and video_seconds(suite) >= LONG_SECONDS:
-        problems += long_problems()
+    if dimensions and video_seconds(suite) >= LONG_SECONDS and vbench_mode(suite, dimensions) != "i2v":
+        problems += long_problems()  # VBench-Long is for T2V; vbench2_beta_i2v scores whole videos
     if any(spec.metric == "lpips" for spec in suite.metrics):
         problems += lpips_problems()
     if any(spec.metric == "fid" for spec in suite.metrics) and suite.model not in TINY_MODELS:
@@ -426,6 +312,7 @@ def run_suite(
         problems += wan_problems(suite, suite_path)
     if problems:
         raise PreflightError("cannot run this suite:\n" + "\n".join(f"  {p}" for p in problems))
+    prompts = resolve_prompts(suite, suite_path)[:limit]  # after the checks: VBench's suites live in files
     teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written
     store = RunStore(out or Path("runs") / suite.suite)
     dist = ranks()
@@ -455,7 +342,10 @@ def run_suite(
     compute_metrics(store, suite, console)
     compute_distributions(store, suite, console)
     if dimensions:
-        compute_vbench(store, suite, dimensions, console)
+        image_suite = None
+        if suite.prompts.startswith(VBENCH_I2V_PREFIX):
+            image_suite = image_suite_dir(suite.image_suite, Path(suite_path).parent)
+        compute_vbench(store, suite, dimensions, console, image_suite)
     if flops_spec is not None:
         for system in (s for s in systems if s.dense or s.routed):
             flops_cross_check(store, system)

@@ -30,6 +30,8 @@ from pare_bench.yaml_source import FatalSuiteProblem, Loc, format_loc, locate_pr
 KNOWN_CACHE_METHODS = ("first_block", "pyramid_attention_broadcast", "taylorseer")  # systems.CACHE_METHODS
 WORLD_PREFIX = "world:"
 VBENCH_PREFIX = "vbench:"  # VBench's own prompt suite, read from the VBench environment
+VBENCH_I2V_PREFIX = "vbench-i2v:"  # VBench's I2V image suite (pare_bench.vbench_i2v), one crop ratio
+I2V_RATIOS = ("1-1", "8-5", "7-4", "16-9")
 _LOADING = "pare_bench.suite.loading"  # validation context flag: load_suite does the cross-field checks itself
 
 
@@ -85,6 +87,10 @@ class DepthRecipe(BaseModel):
     `router: content` sees the timestep and the content tokens (PARE); `timestep` sees only the timestep
     (the route-timestep-only ablation, as Learning-to-Cache); `static` removes the same blocks at every step
     for every input, the least important ones (skip-one-block error on calibration inputs) under the budget.
+
+    A learned router is anchored to each training sample's own block importances (`pool` batches of 8 samples,
+    `rank_weight`; see `pare_core.distill.train_joint`); `rank_weight: 0` is the unanchored router, which
+    collapses to one static block set. Neither field applies to `static`, nor enters its artifact's hash.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,6 +100,8 @@ class DepthRecipe(BaseModel):
     steps: int = Field(200, ge=0)  # stage-2 joint training steps
     hidden: int = Field(64, ge=1)  # router hidden width
     seed: int = Field(0, ge=0)  # seeds the router's init and the training data
+    rank_weight: float = Field(1.0, ge=0.0)  # weight of the per-sample importance-ranking anchor
+    pool: int = Field(32, ge=0)  # batches of 8 samples whose per-sample block importances anchor the router
 
 
 class StepDistillRecipe(BaseModel):
@@ -224,6 +232,7 @@ class Suite(BaseModel):
     height: int | None = Field(None, gt=0)  # Wan models: video size (default the model's, e.g. 720x1280 for 14B)
     width: int | None = Field(None, gt=0)
     weights: str | None = None  # Wan models: local diffusers directory (relative to the suite); None: the HF cache
+    image_suite: str | None = None  # `prompts: vbench-i2v:...`: VBench's vbench2_beta_i2v folder; None: VBENCH_I2V_DIR
     systems: list[SystemSpec] = Field(min_length=1)
     metrics: list[MetricSpec]
 
@@ -456,6 +465,13 @@ def _prompt_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
             choices = ["standard", *DIMENSIONS]
             return [(("prompts",), f"unknown VBench prompt selection {selection!r}{_hint(selection, choices)}")]
         return []
+    if prompts.startswith(VBENCH_I2V_PREFIX):  # the folder itself is checked before a run, with the weights
+        ratio = prompts[len(VBENCH_I2V_PREFIX) :]
+        if ratio not in I2V_RATIOS:
+            return [(("prompts",), f"unknown VBench I2V crop {ratio!r}; the image suite has {list(I2V_RATIOS)}")]
+        if data.get("task") != "i2v":
+            return [(("prompts",), "VBench's I2V image suite conditions image-to-video models: set `task: i2v`")]
+        return []
     if prompts.startswith(WORLD_PREFIX):
         split, splits = prompts[len(WORLD_PREFIX) :], _world_splits()
         if split not in splits:
@@ -555,11 +571,20 @@ def suite_hash(suite: Suite) -> str:
 
 
 def resolve_prompts(suite: Suite, suite_path: Path) -> list[str]:
-    """The suite's prompt texts: a world split, VBench's prompt suite, or the lines of a file next to the suite."""
+    """The suite's prompt texts: a world split, VBench's prompt suite or I2V image suite, or the lines of a file
+    next to the suite."""
     if suite.prompts.startswith(WORLD_PREFIX):
         from pare_bench.world.prompts import split_prompts
 
         return split_prompts(suite.prompts[len(WORLD_PREFIX) :])
+    if suite.prompts.startswith(VBENCH_I2V_PREFIX):
+        from pare_bench import vbench_i2v
+
+        directory = vbench_i2v.image_suite_dir(suite.image_suite, Path(suite_path).parent)
+        problems = vbench_i2v.problems(directory, suite.prompts[len(VBENCH_I2V_PREFIX) :])
+        if problems:
+            raise FileNotFoundError(problems[0])
+        return vbench_i2v.prompts(directory)
     if suite.prompts.startswith(VBENCH_PREFIX):
         from pare_bench.metrics.vbench import standard_prompts
 

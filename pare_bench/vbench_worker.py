@@ -3,12 +3,14 @@
     python vbench_worker.py REQUEST.json
 
 REQUEST: {"videos": DIR, "name": NAME, "output": DIR, "dimensions": [...], "mode": MODE, "device": "cpu",
-"prompts": {"file.mp4": "prompt", ...}, "images": {"prompt": "image path", ...}, "long": false}.
+"prompts": {"file.mp4": "prompt", ...}, "images": {"prompt": "image path", ...}, "image_dimensions":
+{"prompt": [...]}, "long": false}.
 
 MODE "custom_input": the harness's own prompts (VBench reads them from `prompts`). "vbench_standard": VBench's
 prompt suite (VBench_full_info.json); files must be named `{prompt}-{index}.mp4` after its prompts. "i2v":
 vbench2_beta_i2v (i2v_subject, i2v_background, camera_motion and the quality dimensions), with the harness's
-conditioning images: the worker writes the full-info file VBenchI2V reads and puts each image where it
+conditioning images (each scored on its `image_dimensions`, default all): the worker writes the full-info file
+VBenchI2V reads and puts each image where it
 looks (`vbench2_beta_i2v/data/crop/1-1/` under the working directory). `long`: the videos are 5 s or longer
 and go through vbench2_beta_long's VBenchLong, which splits them into clips first. Weights VBench would fetch
 from the network (dreamsim, co-tracker) are pointed at VBENCH_CACHE_DIR, so nothing is downloaded.
@@ -34,7 +36,8 @@ def _i2v(request: dict, device) -> None:
     for index, (prompt, image) in enumerate(sorted(request["images"].items())):
         name = f"image-{index}{os.path.splitext(image)[1]}"
         shutil.copy(image, os.path.join(crop, name))
-        info.append({"prompt_en": prompt, "dimension": request["dimensions"], "image_name": name})
+        dimensions = request["image_dimensions"].get(prompt, request["dimensions"])
+        info.append({"prompt_en": prompt, "dimension": dimensions, "image_name": name})
     full_info = os.path.join(output, "i2v_full_info.json")
     with open(full_info, "w") as handle:
         json.dump(info, handle)

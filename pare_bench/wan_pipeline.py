@@ -36,9 +36,14 @@ def tiny_tokenizer(words: list[str] = TINY_WORDS):
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def tiny_transformer_config() -> dict:
-    """A WanTransformer3DModel config that fits the tiny VAE (16 latent channels) and text encoder."""
-    return dict(
+TINY_IMAGE_DIM = 32  # the tiny CLIP vision encoder's width (I2V)
+
+
+def tiny_transformer_config(task: str = "t2v") -> dict:
+    """A WanTransformer3DModel config that fits the tiny VAE (16 latent channels) and text encoder; for I2V also
+    the tiny CLIP image encoder, with Wan2.1-I2V's input layout (16 noise + 16 image latent + 4 mask channels)."""
+    i2v = dict(in_channels=36, image_dim=TINY_IMAGE_DIM, added_kv_proj_dim=32) if task == "i2v" else {}
+    config = dict(
         patch_size=(1, 2, 2),
         num_attention_heads=4,
         attention_head_dim=8,
@@ -51,10 +56,12 @@ def tiny_transformer_config() -> dict:
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=32,
     )
+    return {**config, **i2v}
 
 
-def tiny_components(seed: int = 0) -> dict:
-    """Random tiny WanPipeline components built from config: VAE (8x spatial, 4x temporal), UMT5, tokenizer."""
+def tiny_components(seed: int = 0, task: str = "t2v") -> dict:
+    """Random tiny WanPipeline components built from config: VAE (8x spatial, 4x temporal), UMT5, tokenizer; for
+    `task="i2v"` (WanImageToVideoPipeline) also a CLIP vision encoder and its image processor."""
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
@@ -65,13 +72,23 @@ def tiny_components(seed: int = 0) -> dict:
     text_config = UMT5Config(
         vocab_size=len(tokenizer), d_model=TINY_TEXT_DIM, d_kv=8, d_ff=64, num_layers=1, num_heads=4
     )
-    return {
+    components = {
         "vae": vae.eval(),
         "text_encoder": UMT5EncoderModel(text_config).eval(),
         "tokenizer": tokenizer,
-        "transformer": WanTransformer3DModel(**tiny_transformer_config()).eval(),
+        "transformer": WanTransformer3DModel(**tiny_transformer_config(task)).eval(),
         "scheduler": UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0),
     }
+    if task == "i2v":
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+        vision = CLIPVisionConfig(
+            hidden_size=TINY_IMAGE_DIM, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            image_size=32, patch_size=8,
+        )  # fmt: skip
+        components["image_encoder"] = CLIPVisionModel(vision).eval()
+        components["image_processor"] = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32)
+    return components
 
 
 def with_transformer(pipe: DiffusionPipeline, transformer: torch.nn.Module) -> DiffusionPipeline:

@@ -1,10 +1,12 @@
 """Suites on the real Wan2.1 models: the pipeline from local files, and systems that sample through it.
 
-`load_wan_run(suite, suite_path)` checks for the weights (a local diffusers directory, `weights:` in the suite,
-or the local Hugging Face cache) before anything is written and loads the pipeline: bf16 on CUDA, fp32 on a CPU.
-A Wan system is the baseline (the pipeline as loaded), a saved PARE transformer (`artifact:`, pruned and/or
-routed, swapped into the pipeline) or a diffusers cache hook on a copy of the transformer. Each video goes
-through the pipeline's own call: its prompt encoding, CFG, UniPC scheduler (at the suite's flow shift) and VAE.
+`load_wan_run(suite, suite_path)` checks for the weights (a local diffusers directory, `weights:` in the suite, or
+the local Hugging Face cache) before anything is written and loads the pipeline: bf16 on CUDA, fp32 on a CPU. An
+I2V suite conditions each video on its prompt's image from VBench's I2V image suite (`prompts:
+vbench-i2v:<ratio>`, `pare_bench.vbench_i2v`), resized to the suite's size. A Wan system is the baseline (the
+pipeline as loaded), a saved PARE transformer (`artifact:`, pruned and/or routed, swapped into the pipeline) or a
+diffusers cache hook on a copy of the transformer. Each video goes through the pipeline's own call: its prompt
+encoding, CFG, UniPC scheduler (at the suite's flow shift) and VAE.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import torch
 from diffusers import UniPCMultistepScheduler
+from torchvision.transforms.functional import to_pil_image
 
 from pare_bench.sample import SamplingConfig
 from pare_bench.suite import Suite, SystemSpec
@@ -34,17 +37,31 @@ class WanRun:
     width: int
     frames: int
     suite_dir: Path
+    images: dict[str, Path] | None = None  # I2V: prompt -> conditioning image
 
     @property
     def transformer(self) -> torch.nn.Module:
         return self.pipe.transformer
 
+    def first_frames(self, prompts: list[str]) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1]: each prompt's image from the image suite, at the run's size."""
+        from pare_bench.vbench_i2v import load_image
+
+        return torch.stack([load_image(self.images[p], self.height, self.width) for p in prompts])
+
 
 def wan_problems(suite: Suite, suite_path: Path) -> list[str]:
     """Every file a Wan suite needs and lacks: the model's weights and each system's saved transformer."""
+    from pare_bench import vbench_i2v
     from pare_bench.wan_zoo import locate_weights
 
     problems = []
+    if wan_model(suite.model).task == "i2v":
+        if not suite.prompts.startswith(vbench_i2v.PREFIX):
+            problems.append(f"{suite.model} needs an image per prompt: use `prompts: vbench-i2v:<crop ratio>`")
+        else:
+            directory = vbench_i2v.image_suite_dir(suite.image_suite, Path(suite_path).parent)
+            problems += vbench_i2v.problems(directory, suite.prompts[len(vbench_i2v.PREFIX) :])
     weights = None if suite.weights is None else Path(suite_path).parent / suite.weights
     try:
         locate_weights(suite.model, weights)
@@ -70,7 +87,13 @@ def load_wan_run(suite: Suite, suite_path: Path) -> WanRun:
     pipe = load_wan(suite.model, weights, dtype=torch.bfloat16 if cuda else torch.float32)
     pipe.to("cuda" if cuda else "cpu")
     pipe.set_progress_bar_config(disable=True)
-    return WanRun(suite.model, spec, pipe, height, width, frames, Path(suite_path).parent)
+    images = None
+    if spec.task == "i2v":
+        from pare_bench import vbench_i2v
+
+        directory = vbench_i2v.image_suite_dir(suite.image_suite, Path(suite_path).parent)
+        images = vbench_i2v.images(directory, suite.prompts[len(vbench_i2v.PREFIX) :])
+    return WanRun(suite.model, spec, pipe, height, width, frames, Path(suite_path).parent, images)
 
 
 @dataclass
@@ -87,16 +110,17 @@ class WanSystem(System):
     pipe: object | None = None
 
     def _sample(self, prompts, seeds, first_frames) -> torch.Tensor:
-        if self.run.spec.task == "i2v":
-            raise NotImplementedError(
-                "Wan I2V runs need VBench's I2V image suite, which this harness does not read yet"
-            )
+        i2v = self.run.spec.task == "i2v"
+        if i2v and first_frames is None:
+            raise ValueError(f"{self.run.name} is an image-to-video model: pass first_frames")
         self.pipe.scheduler = UniPCMultistepScheduler.from_config(
             self.pipe.scheduler.config, flow_shift=self.sampling.shift
         )
         videos = []
-        for prompt, seed in zip(prompts, seeds):
+        for index, (prompt, seed) in enumerate(zip(prompts, seeds)):
+            image = {"image": to_pil_image(first_frames[index])} if i2v else {}
             output = self.pipe(
+                **image,
                 prompt=prompt,
                 height=self.run.height,
                 width=self.run.width,

@@ -125,6 +125,8 @@ class JointConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 50
     train_router: bool = True  # False: the router is fixed (static-depth) and only the student trains
+    rank_weight: float = 1.0  # weight of the per-sample importance-ranking anchor (needs a pool; 0: off)
+    rank_warmup: int = 300  # router-only steps fitting the pool before joint training starts
 
 
 def train_joint(
@@ -138,6 +140,7 @@ def train_joint(
     on_checkpoint: Callable[[dict], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
     accelerator: Accelerator | None = None,
+    pool: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, nn.Module]:
     """Train `student` and `router` in place; returns both with the router detached from the student.
 
@@ -148,8 +151,26 @@ def train_joint(
     separate optimizers let the tiny router learn at its own, larger rate. Alternating updates would do the
     same with half the updates for each. Block-feature matching is dropped here: a skipped block has no
     output to match. `block_flops` None: the block costs the router computes from each batch's shapes.
+
+    `pool` (`pare_core.router.importance_pool`: router inputs and per-sample block importances) anchors what
+    the router learns from its inputs. Without it, distillation through straight-through gates plus a budget
+    loss that pulls every input alike teaches the per-block biases first, and the routers of session 3 all
+    collapsed to one static block set. With it, the router is first fitted to rank each sample's blocks by
+    their measured importance (`rank_warmup` steps, router only; then one shift of its bias puts the mean keep
+    probability at the budget), and `rank_weight` x `rank_loss` on the whole
+    pool joins its objective at every step, so distillation refines an input-dependent order instead of
+    replacing it. The pool's router inputs come from the student as it was before stage 2.
     """
-    from pare_core.router import RouterConfig, apply_router, budget_loss, remove_router, router_state
+    from pare_core.router import (
+        RouterConfig,
+        apply_router,
+        budget_loss,
+        calibrate_offset,
+        fit_router,
+        rank_loss,
+        remove_router,
+        router_state,
+    )
 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     teacher.requires_grad_(False).eval()
@@ -166,6 +187,13 @@ def train_joint(
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(state[f"{name}_optimizer"])
         step = state["step"]
+    anchored = pool is not None and config.train_router and config.rank_weight > 0
+    if anchored:
+        pool = {k: v.to(accelerator.device) for k, v in pool.items()}
+        if state is None:
+            router.to(accelerator.device)
+            fit_router(router, pool, config.rank_warmup)
+            calibrate_offset(router, pool, config.budget)
     routing = RouterConfig(budget=config.budget, temperature=config.temperature[0])
     apply_router(student, router, routing)  # on the bare model, before any wrapper: the hooks sit on its blocks
     student.train(), router.train()
@@ -188,9 +216,10 @@ def train_joint(
             costs = (router_state(model).costs if block_flops is None else block_flops).to(gates.device)
             distill = nn.functional.mse_loss(prediction, target)
             budget = budget_loss(gates, costs.to(gates.dtype), config.budget)
+            rank = rank_loss(router(pool["temb"], pool["content"]), pool["target"]) if anchored else distill * 0
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(distill + config.budget_weight * budget)
+            accelerator.backward(distill + config.budget_weight * budget + config.rank_weight * rank)
             if config.train_router and accelerator.num_processes > 1:
                 # the router runs inside the student's hooks, outside any DDP wrapper: average its gradients here
                 for parameter in router.parameters():
@@ -202,7 +231,8 @@ def train_joint(
             step += 1
             executed = float((gates.detach().double() * costs).sum(1).mean() / costs.sum())
             if on_step:
-                on_step({"step": step, "distill": distill.item(), "budget_loss": budget.item(), "executed": executed})
+                record = {"step": step, "distill": distill.item(), "budget_loss": budget.item(), "executed": executed}
+                on_step({**record, "rank_loss": rank.item()})
             if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
                 on_checkpoint(
                     {

@@ -26,6 +26,7 @@ shapes of the forward being routed, so the budget holds at any resolution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -78,6 +79,7 @@ class _State:
     logits: torch.Tensor | None = None
     costs: torch.Tensor | None = None  # (blocks,) FLOPs of each block in this forward
     tokens: int = 0
+    rows: list[torch.Tensor | None] = field(default_factory=list)  # per block at inference: kept rows (None: all)
     history: list[torch.Tensor] = field(default_factory=list)  # gates of every forward since the last reset
 
 
@@ -92,18 +94,19 @@ def gumbel_sigmoid(logits: torch.Tensor, temperature: float, generator: torch.Ge
 def decide(logits: torch.Tensor, config: RouterConfig, costs: torch.Tensor | None = None) -> torch.Tensor:
     """Inference decisions (B, blocks) in {0, 1}; `costs` (blocks,) are block FLOPs (None: equal)."""
     if config.mode == "topk":
-        costs = torch.ones(logits.shape[1]) if costs is None else costs
-        costs = costs.to(device=logits.device, dtype=torch.float64)
-        allowed = config.budget * costs.sum() * (1 + 1e-9)
-        order = logits.argsort(dim=1, descending=True, stable=True)
-        spent = torch.zeros(logits.shape[0], dtype=torch.float64, device=logits.device)
-        gates = torch.zeros_like(logits)
-        for rank in range(logits.shape[1]):  # greedy fill, one rank at a time for the whole batch
-            block = order[:, rank]
-            fits = spent + costs[block] <= allowed
-            spent += costs[block] * fits
-            gates.scatter_(1, block[:, None], fits[:, None].to(gates.dtype))
-        return gates
+        # The greedy fill is sequential (a block that does not fit is skipped and the next one tried), and a
+        # Python loop over a few dozen blocks beats a dozen tiny tensor ops per rank: this runs every forward.
+        cost = [1.0] * logits.shape[1] if costs is None else costs.double().tolist()
+        allowed = config.budget * sum(cost) * (1 + 1e-9)
+        keep = []
+        for order in logits.detach().float().argsort(dim=1, descending=True, stable=True).tolist():
+            spent, row = 0.0, [0.0] * len(cost)
+            for block in order:
+                if spent + cost[block] <= allowed:
+                    spent += cost[block]
+                    row[block] = 1.0
+            keep.append(row)
+        return torch.tensor(keep, dtype=logits.dtype, device=logits.device)
     if config.mode == "threshold":
         return (torch.sigmoid(logits) > config.threshold).to(logits.dtype)
     raise ValueError(f"unknown router mode {config.mode!r}; use 'topk' or 'threshold'")
@@ -142,6 +145,10 @@ class _DecisionHook(ModelHook):
             gates = gumbel_sigmoid(logits, self.config.temperature)
         else:
             gates = decide(logits, self.config, self.state.costs)
+            # which rows each block runs on, worked out once per forward rather than once per block
+            kept = gates.t() > 0.5
+            counts = kept.sum(dim=1).tolist()
+            self.state.rows = [None if n == len(gates) else kept[i].nonzero().squeeze(1) for i, n in enumerate(counts)]
         self.state.logits, self.state.gates = logits, gates
         self.state.history.append(gates.detach())
         return output
@@ -154,16 +161,15 @@ class _BlockHook(ModelHook):
 
     def new_forward(self, module, hidden_states, encoder_hidden_states, temb, rotary_emb):
         forward = self.fn_ref.original_forward
-        gate = self.state.gates[:, self.index]
         if self.router.training:  # every block runs; the gate scales its residual so it gets a gradient
+            gate = self.state.gates[:, self.index]
             out = forward(hidden_states, encoder_hidden_states, temb, rotary_emb)
             return hidden_states + gate.view(-1, 1, 1).to(out.dtype) * (out - hidden_states)
-        keep = gate > 0.5
-        if bool(keep.all()):
+        rows = self.state.rows[self.index]
+        if rows is None:
             return forward(hidden_states, encoder_hidden_states, temb, rotary_emb)
-        if not bool(keep.any()):
+        if len(rows) == 0:
             return hidden_states
-        rows = keep.nonzero().squeeze(1)
         out = hidden_states.clone()
         out[rows] = forward(hidden_states[rows], encoder_hidden_states[rows], temb[rows], rotary_emb)
         return out
@@ -229,6 +235,80 @@ def block_importance(model: nn.Module, inputs: list[dict]) -> list[float]:
             handle.remove()
         scores.append(float(torch.stack(errors).mean()))
     return scores
+
+
+@torch.no_grad()
+def importance_pool(
+    model: nn.Module, inputs: list[dict], progress: Callable[[], None] | None = None
+) -> dict[str, torch.Tensor]:
+    """Router training targets: for every sample of `inputs` (forward kwargs), the router's two inputs as the
+    model computes them (`temb`, `content`, each (N, dim)) and `target` (N, blocks), the log of each block's
+    skip-one importance for that sample alone (output error when only that block is skipped, relative to the
+    output's energy). `block_importance` is the same measure averaged over inputs; kept per sample here, it
+    says which blocks this input can spare."""
+    seen: dict[str, torch.Tensor] = {}
+    handles = [
+        model.patch_embedding.register_forward_hook(lambda m, a, out: seen.update(content=out.flatten(2).mean(2))),
+        model.condition_embedder.register_forward_hook(lambda m, a, out: seen.update(temb=out[0])),
+    ]
+    temb, content, targets = [], [], []
+    try:
+        for kwargs in inputs:
+            dense = model(**kwargs, return_dict=False)[0]
+            temb.append(seen["temb"].float()), content.append(seen["content"].float())
+            energy = dense.pow(2).flatten(1).mean(1)
+            errors = []
+            for block in model.blocks:
+                skip = block.register_forward_hook(lambda module, args, output: args[0])
+                try:
+                    skipped = model(**kwargs, return_dict=False)[0]
+                finally:
+                    skip.remove()
+                errors.append((skipped - dense).pow(2).flatten(1).mean(1) / energy)
+            targets.append(torch.stack(errors, dim=1).float().clamp_min(1e-12).log())
+            if progress:
+                progress()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {"temb": torch.cat(temb), "content": torch.cat(content), "target": torch.cat(targets)}
+
+
+def rank_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE between each sample's logits and its log importances, both centred over blocks. Centring leaves the
+    common offset (how many blocks to keep) to the budget loss; what this fixes is the per-sample order of the
+    blocks, which is all that top-k routing reads."""
+    return nn.functional.mse_loss(logits - logits.mean(1, keepdim=True), target - target.mean(1, keepdim=True))
+
+
+def fit_router(router: BlockRouter, pool: dict[str, torch.Tensor], steps: int = 300, lr: float = 1e-2) -> list[float]:
+    """Warm start: fit `router` to `pool` (`importance_pool`) with `rank_loss` alone, full batch, AdamW.
+    Returns the loss per step. The router's inputs are cached, so this costs no transformer forward."""
+    optimizer = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=0.0)
+    losses = []
+    router.train()
+    for _ in range(steps):
+        loss = rank_loss(router(pool["temb"], pool["content"]), pool["target"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def calibrate_offset(router: BlockRouter, pool: dict[str, torch.Tensor], budget: float) -> float:
+    """Shift the router's output bias by one constant so that its keep probabilities on `pool` average `budget`
+    (blocks counted alike; bisection). The order of each sample's blocks is untouched; the budget loss then
+    starts near zero instead of dragging every logit down from keep-all, which scrambles the order it learned.
+    Returns the shift."""
+    logits = router(pool["temb"], pool["content"])
+    low, high = -50.0, 50.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if torch.sigmoid(logits + middle).mean() < budget else (low, middle)
+    router.out.bias += (low + high) / 2
+    return (low + high) / 2
 
 
 def static_router(dim: int, keep: list[bool], hidden: int = 64) -> BlockRouter:

@@ -220,12 +220,14 @@ def run_vbench(
     mode: str = "custom_input",
     images: dict[str, str] | None = None,
     long: bool = False,
+    image_dimensions: dict[str, list[str]] | None = None,
 ) -> dict:
     """{dimension: {"score": VBench's aggregate, "videos": {file name: raw score}}} for the mp4 files in `videos`.
 
     `prompts`: file name -> prompt of every video. `mode`: custom_input (the harness's prompts), standard
     (VBench's prompt suite: each dimension scores the videos of its own prompts) or i2v (`images`: prompt ->
-    conditioning image file). `long`: the videos are 5 s or longer (VBench-Long)."""
+    conditioning image file; `image_dimensions`: prompt -> the dimensions its image is scored on, as VBench's I2V
+    suite assigns them; default all). `long`: the videos are 5 s or longer (VBench-Long)."""
     env = env or default_env()
     if mode not in MODES:
         raise VBenchError(f"unknown VBench mode {mode!r}; known: {MODES}")
@@ -238,6 +240,7 @@ def run_vbench(
         "mode": "vbench_standard" if mode == "standard" else mode,
         "prompts": prompts if mode == "custom_input" else {},
         "images": images or {},
+        "image_dimensions": image_dimensions or {},
         "long": long,
         "device": "cuda" if _has_cuda() else "cpu",
     }
@@ -256,6 +259,11 @@ def run_vbench(
     if mode == "standard":
         scored = dimension_prompts(dimensions, env)
         expected = {d: {name for name, prompt in prompts.items() if prompt in scored[d]} for d in dimensions}
+    if image_dimensions:  # VBench's I2V suite scores each image on its own dimensions
+        expected = {
+            d: {name for name, prompt in prompts.items() if d in image_dimensions.get(prompt, dimensions)}
+            for d in dimensions
+        }
     return parse_results(work / "pare_eval_results.json", dimensions, expected=expected)
 
 
@@ -270,8 +278,9 @@ def parse_results(path: Path, dimensions: list[str], expected: set[str] | dict[s
     for dimension in dimensions:
         aggregate, per_video = results[dimension]
         scores = {Path(item["video_path"]).name: float(item["video_results"]) for item in per_video}
-        if set(scores) != (expected[dimension] if isinstance(expected, dict) else expected):
-            raise VBenchError(f"vbench {dimension} scored {sorted(scores)}, expected {sorted(expected)}")
+        wanted = expected[dimension] if isinstance(expected, dict) else expected
+        if set(scores) != wanted:
+            raise VBenchError(f"vbench {dimension} scored {sorted(scores)}, expected {sorted(wanted)}")
         parsed[dimension] = {"score": float(aggregate), "videos": scores}
     return parsed
 

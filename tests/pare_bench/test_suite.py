@@ -123,7 +123,7 @@ def test_include_problems_point_into_the_file_that_has_them(tmp_path):
         f"{tmp_path / 'base.yaml'}:3: samples_per_prompt: Input should be greater than 0 (got 0)",
         (
             f"{tmp_path / 'child.yaml'}:6: framez: unknown key 'framez'; did you mean 'frames'?"
-            " (known: ['frames', 'height', 'include', 'metadata', 'metrics', 'model', 'prompts',"
+            " (known: ['frames', 'height', 'image_suite', 'include', 'metadata', 'metrics', 'model', 'prompts',"
             " 'samples_per_prompt', 'sampling', 'seed', 'suite', 'systems', 'task', 'weights', 'width'])"
         ),
     )
@@ -285,6 +285,11 @@ def test_shipped_suites_load(path, monkeypatch):
     """Every shipped suite loads against the real metric registry and zoo."""
     monkeypatch.undo()
     suite = load_suite(path)
+    if suite.prompts.startswith("vbench-i2v:"):  # VBench's I2V image suite is a download the user provides
+        monkeypatch.delenv("VBENCH_I2V_DIR", raising=False)
+        with pytest.raises(FileNotFoundError, match="VBench I2V image suite: .*vbench2_i2v_full_info.json is missing"):
+            resolve_prompts(suite, path)
+        return
     assert resolve_prompts(suite, path)
 
 

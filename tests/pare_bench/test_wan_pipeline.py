@@ -141,3 +141,91 @@ def test_the_vbench_t2v_suite_without_weights_names_them_and_writes_nothing(tmp_
     assert "Wan-AI/Wan2.1-T2V-14B-Diffusers is not in the local cache" in message
     assert "system pare: no PARE transformer at" in message
     assert not (tmp_path / "run").exists()
+
+
+def _image_suite(root: Path, ratio: str = "1-1") -> Path:
+    """A two-image stand-in for VBench's I2V image suite: its info file and crops, in VBench's layout."""
+    import json
+
+    from PIL import Image
+
+    crop = root / "data" / "crop" / ratio
+    crop.mkdir(parents=True)
+    info = [
+        {"prompt_en": "a red circle moving left", "image_name": "red.jpg",
+         "dimension": ["i2v_subject", "temporal_flickering"]},
+        {"prompt_en": "a blue square moving up", "image_name": "blue.jpg", "dimension": ["i2v_background"]},
+    ]  # fmt: skip
+    for entry, colour in zip(info, ((200, 30, 30), (30, 30, 200))):
+        Image.new("RGB", (48, 40), colour).save(crop / entry["image_name"])
+    (root / "vbench2_i2v_full_info.json").write_text(json.dumps(info))
+    return root
+
+
+def test_image_suite_problems_name_the_missing_files(tmp_path):
+    from pare_bench import vbench_i2v
+
+    assert "VBENCH_I2V_DIR is not set" in vbench_i2v.problems(None, "16-9")[0]
+    assert "vbench2_i2v_full_info.json is missing" in vbench_i2v.problems(tmp_path, "16-9")[0]
+    root = _image_suite(tmp_path / "suite")
+    assert vbench_i2v.problems(root, "1-1") == []
+    (root / "data" / "crop" / "1-1" / "blue.jpg").unlink()
+    assert (
+        "1 of 2 images missing" in vbench_i2v.problems(root, "1-1")[0]
+        and "blue.jpg" in vbench_i2v.problems(root, "1-1")[0]
+    )
+    assert "2 of 2 images missing" in vbench_i2v.problems(root, "16-9")[0]
+    image = vbench_i2v.load_image(root / "data" / "crop" / "1-1" / "red.jpg", 32, 48)
+    assert image.shape == (3, 32, 48) and image[0].mean() > 0.7 > 0.2 > image[2].mean()
+
+
+def test_a_wan_i2v_suite_runs_on_the_vbench_image_suite(tmp_path):
+    """Wan I2V end to end on tiny random weights: each video is conditioned on its prompt's image from the image
+    suite, a saved PARE transformer runs inside WanImageToVideoPipeline, and the real vbench scores each video
+    against that image on the dimensions the suite assigns it (temporal_flickering: one image only)."""
+    from diffusers import WanImageToVideoPipeline
+
+    from pare_bench.__main__ import main
+    from pare_bench.store import RunStore
+
+    i2v = WanImageToVideoPipeline(**tiny_components(task="i2v"))
+    i2v.save_pretrained(tmp_path / "weights")
+    student = prune_heads(i2v.transformer, PLAN)
+    save_depth_artifact(
+        tmp_path / "pare", student, _router(), {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
+    )
+    _image_suite(tmp_path / "images")
+    (tmp_path / "suite.yaml").write_text(
+        "suite: wan_tiny_i2v\ntask: i2v\nmodel: wan2.1-i2v-14b-480p\nweights: weights\nprompts: vbench-i2v:1-1\n"
+        "image_suite: images\nheight: 32\nwidth: 32\nframes: 9\n"
+        "sampling: {steps: 2, guidance: 5.0, shift: 3.0, scheduler: unipc}\n"
+        "systems:\n  - {name: baseline}\n  - {name: pare, artifact: pare}\n"
+        "metrics:\n  - {metric: psnr, reference: baseline}\n  - {metric: flops, videos: 1}\n"
+        "  - {metric: vbench, dimensions: [temporal_flickering]}\n"
+    )
+    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run")]) == 0
+    store = RunStore(tmp_path / "run")
+    videos = [r for r in store.records() if r["kind"] == "video"]
+    assert sorted({v["prompt"] for v in videos}) == ["a blue square moving up", "a red circle moving left"]
+    assert len(videos) == 4 and store.load_frames("pare", videos[0]["name"]).shape == (9, 32, 32, 3)
+    flops = {v["system"]: v["flops"] for v in videos if "flops" in v}
+    assert flops["pare"] < flops["baseline"]
+    scored = [r for r in store.records() if r["kind"] == "metric" and r["metric"] == "vbench"]
+    assert {r["name"] for r in scored} == {v["name"] for v in videos if v["prompt"] == "a red circle moving left"}
+    assert all(0 <= r["values"]["vbench_temporal_flickering"] <= 1 for r in scored)
+
+
+def test_the_vbench_i2v_suite_without_files_names_them_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    from pare_bench.__main__ import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("VBENCH_I2V_DIR", raising=False)
+    suite = Path(__file__).parents[2] / "suites" / "vbench_i2v.yaml"
+    assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 2
+    message = capsys.readouterr().err
+    assert "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers is not in the local cache" in message
+    assert "VBench I2V image suite" in message and "vbench2_i2v_full_info.json is missing" in message
+    assert "system pare: no PARE transformer at" in message
+    assert not (tmp_path / "run").exists()

@@ -154,3 +154,67 @@ def test_joint_training_pulls_executed_flops_to_the_budget_and_detaches(model):
         on_step=resumed.append,
     )
     assert [r["step"] for r in resumed] == [21, 22]
+
+
+def test_importance_pool_is_block_importance_per_sample(model):
+    from pare_core.router import block_importance, importance_pool
+
+    batch = _inputs(batch=3)
+    pool = importance_pool(model, [batch])
+    assert pool["temb"].shape == pool["content"].shape == (3, DIM) and pool["target"].shape == (3, 4)
+    for sample in range(3):
+        alone = {k: v[sample : sample + 1] for k, v in batch.items()}
+        expected = torch.tensor(block_importance(model, [alone]))
+        torch.testing.assert_close(pool["target"][sample].exp(), expected, rtol=1e-4, atol=1e-9)
+    # the router reads the same two inputs the pool recorded
+    router = _random_router()
+    apply_router(model, router, RouterConfig(budget=1.0))
+    model(**batch)
+    torch.testing.assert_close(router_state(model).logits, router(pool["temb"], pool["content"]))
+
+
+def test_anchored_router_ranks_blocks_per_input():
+    """A pool whose block order flips with the timestep: the fitted router routes the two kinds of input to
+    different block sets, each the one its own importances ask for."""
+    from pare_core.router import decide, fit_router, rank_loss
+
+    torch.manual_seed(0)
+    temb, content = torch.randn(64, DIM), torch.randn(64, DIM)
+    early = temb[:, 0] > 0
+    order = torch.tensor([0.0, -1.0, -2.0, -3.0])
+    target = torch.where(early[:, None], order, order.flip(0))
+    pool = {"temb": temb, "content": content, "target": target}
+    router = BlockRouter(DIM, 4)
+    losses = fit_router(router, pool, steps=300)
+    assert losses[-1] < 0.05 * losses[0]
+    gates = decide(router.eval()(temb, content), RouterConfig(budget=0.5))
+    assert gates[early].eq(torch.tensor([1.0, 1.0, 0.0, 0.0])).all()
+    assert gates[~early].eq(torch.tensor([0.0, 0.0, 1.0, 1.0])).all()
+    assert rank_loss(target + 5.0, target) == 0  # the common offset is the budget's business
+
+
+def test_joint_training_with_a_pool_keeps_the_anchor(model):
+    import copy
+
+    from pare_core.distill import JointConfig, train_joint
+    from pare_core.router import importance_pool, rank_loss
+
+    pool = importance_pool(model, [_inputs(batch=3, seed=s) for s in range(4)])
+    log = []
+    torch.manual_seed(3)
+    router = BlockRouter(DIM, CONFIG["num_layers"])
+    config = JointConfig(steps=20, budget=0.5, warmup=1, router_lr=2e-2, rank_warmup=300)
+    _, router = train_joint(
+        copy.deepcopy(model),
+        router,
+        model,
+        lambda step: _inputs(batch=2, seed=step),
+        torch.ones(CONFIG["num_layers"]),
+        config,
+        on_step=log.append,
+        pool=pool,
+    )
+    assert all("rank_loss" in r for r in log)
+    unanchored = rank_loss(torch.zeros_like(pool["target"]), pool["target"])
+    logits = router(pool["temb"], pool["content"])
+    assert rank_loss(logits, pool["target"]) < 0.5 * unanchored  # the anchor survives distillation
