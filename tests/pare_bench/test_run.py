@@ -308,7 +308,7 @@ def test_routed_system_records_its_routing_and_its_flops_match_the_decisions(tmp
     suite = _write_suite(
         tmp_path,
         "systems:\n  - {name: baseline}\n"
-        "  - {name: routed, recipe: {depth: {budget: 0.6, router: content, steps: 2}}}\n",
+        "  - {name: routed, recipe: {depth: {budget: 0.6, router: content, steps: 2, pool: 2}}}\n",
     )
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 0
     records = RunStore(tmp_path / "out").records()
@@ -363,7 +363,7 @@ def test_bench_systems_times_routed_systems_against_the_baseline(tmp_path, monke
 
     monkeypatch.setattr(recipes, "ARTIFACTS_DIR", tmp_path / "artifacts")
     suite = _write_suite(
-        tmp_path, "systems:\n  - {name: baseline}\n  - {name: r, recipe: {depth: {budget: 0.5, steps: 1}}}\n"
+        tmp_path, "systems:\n  - {name: baseline}\n  - {name: r, recipe: {depth: {budget: 0.5, steps: 1, pool: 2}}}\n"
     )
     result = bench_systems(suite, ["r"], repeats=2, warmup=0)
     routed, base = result["systems"]["r"], result["systems"]["baseline"]

@@ -67,7 +67,7 @@ def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2
 
     from pare_bench.recipes import world_block_flops
 
-    depth = {"budget": 0.5, "router": router, "steps": 2}
+    depth = {"budget": 0.5, "router": router, "steps": 2, "pool": 2}
     suite = Suite(**{**SUITE, "systems": [{"name": "d", "recipe": {"depth": depth}}]})
     system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
     assert system.routed and not system.dense
@@ -82,6 +82,7 @@ def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2
     (directory,) = (tmp_path / "tiny-wan-t2v").glob("depth-*")
     info = json.loads((directory / "recipe.json").read_text())
     assert len((directory / "joint_log.jsonl").read_text().splitlines()) == 2
+    assert (directory / "pool.pt").is_file() == (router != "static")  # learned routers are anchored to a pool
     if router == "static":  # the same blocks at every step: the most important ones that fit
         assert set(routing) == {"".join("1" if k else "0" for k in info["static_keep"])}
         kept = [s for s, k in zip(info["block_importance"], info["static_keep"]) if k]
@@ -92,7 +93,7 @@ def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("base", [{}, {"depth": {"budget": 0.5, "steps": 1}}], ids=["sd", "routed+sd"])
+@pytest.mark.parametrize("base", [{}, {"depth": {"budget": 0.5, "steps": 1, "pool": 2}}], ids=["sd", "routed+sd"])
 def test_step_distilled_system_samples_in_k_single_forwards_and_reloads(base, tiny_t2v, tmp_path):
     from pare_core.flops import analytic_flops
 

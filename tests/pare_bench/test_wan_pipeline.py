@@ -96,29 +96,41 @@ def test_wan_loads_offline_from_a_local_directory_and_names_what_is_missing(pipe
 
 
 @pytest.mark.slow
-def test_a_wan_suite_runs_through_the_pipeline_with_a_saved_pare_transformer(pipe, tmp_path):
-    """A Wan suite end to end on local tiny random weights: baseline, a cache system and a saved PARE
-    transformer (pruned and routed) swapped into WanPipeline; videos at 16 fps, paired metrics, FLOPs."""
+def _weights_and_pare(pipe, root: Path) -> None:
+    """The pipeline as a local diffusers directory `root/weights`, and a pruned, routed PARE transformer of it
+    saved as `root/pare`."""
+    pipe.save_pretrained(root / "weights")
+    student = prune_heads(pipe.transformer, PLAN)
+    save_depth_artifact(
+        root / "pare", student, _router(), {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
+    )
+
+
+def _run(root: Path, suite: str) -> tuple:
+    """`run` on the suite text (written to root/suite.yaml): the run's store and its video records."""
     from pare_bench.__main__ import main
     from pare_bench.store import RunStore
 
-    pipe.save_pretrained(tmp_path / "weights")
-    student = prune_heads(pipe.transformer, PLAN)
-    save_depth_artifact(
-        tmp_path / "pare", student, _router(), {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
-    )
+    (root / "suite.yaml").write_text(suite)
+    assert main(["run", str(root / "suite.yaml"), "--out", str(root / "run")]) == 0
+    store = RunStore(root / "run")
+    return store, [r for r in store.records() if r["kind"] == "video"]
+
+
+def test_a_wan_suite_runs_through_the_pipeline_with_a_saved_pare_transformer(pipe, tmp_path):
+    """A Wan suite end to end on local tiny random weights: baseline, a cache system and a saved PARE
+    transformer (pruned and routed) swapped into WanPipeline; videos at 16 fps, paired metrics, FLOPs."""
+    _weights_and_pare(pipe, tmp_path)
     (tmp_path / "prompts.txt").write_text("a red circle moving left\na blue square moving up\n")
-    (tmp_path / "suite.yaml").write_text(
+    store, videos = _run(
+        tmp_path,
         "suite: wan_tiny\ntask: t2v\nmodel: wan2.1-t2v-1.3b\nweights: weights\nprompts: prompts.txt\n"
         "height: 32\nwidth: 32\nframes: 9\nsampling: {steps: 2, guidance: 5.0, shift: 3.0, scheduler: unipc}\n"
         "systems:\n  - {name: baseline}\n  - {name: pare, artifact: pare}\n"
         "  - {name: fbcache, cache: {first_block: {threshold: 0.2}}}\n"
         "metrics:\n  - {metric: psnr, reference: baseline}\n  - {metric: flops, videos: 1}\n"
-        "  - {metric: latency, warmup: 0, repeats: 1}\n"
+        "  - {metric: latency, warmup: 0, repeats: 1}\n",
     )
-    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run")]) == 0
-    store = RunStore(tmp_path / "run")
-    videos = [r for r in store.records() if r["kind"] == "video"]
     assert len(videos) == 6 and all(v["seconds"] == 9 / 16 for v in videos)
     assert store.load_frames("pare", videos[0]["name"]).shape == (9, 32, 32, 3)
     routed = [v for v in videos if v["system"] == "pare"]
@@ -185,27 +197,17 @@ def test_a_wan_i2v_suite_runs_on_the_vbench_image_suite(tmp_path):
     against that image on the dimensions the suite assigns it (temporal_flickering: one image only)."""
     from diffusers import WanImageToVideoPipeline
 
-    from pare_bench.__main__ import main
-    from pare_bench.store import RunStore
-
-    i2v = WanImageToVideoPipeline(**tiny_components(task="i2v"))
-    i2v.save_pretrained(tmp_path / "weights")
-    student = prune_heads(i2v.transformer, PLAN)
-    save_depth_artifact(
-        tmp_path / "pare", student, _router(), {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
-    )
+    _weights_and_pare(WanImageToVideoPipeline(**tiny_components(task="i2v")), tmp_path)
     _image_suite(tmp_path / "images")
-    (tmp_path / "suite.yaml").write_text(
+    store, videos = _run(
+        tmp_path,
         "suite: wan_tiny_i2v\ntask: i2v\nmodel: wan2.1-i2v-14b-480p\nweights: weights\nprompts: vbench-i2v:1-1\n"
         "image_suite: images\nheight: 32\nwidth: 32\nframes: 9\n"
         "sampling: {steps: 2, guidance: 5.0, shift: 3.0, scheduler: unipc}\n"
         "systems:\n  - {name: baseline}\n  - {name: pare, artifact: pare}\n"
         "metrics:\n  - {metric: psnr, reference: baseline}\n  - {metric: flops, videos: 1}\n"
-        "  - {metric: vbench, dimensions: [temporal_flickering]}\n"
+        "  - {metric: vbench, dimensions: [temporal_flickering]}\n",
     )
-    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run")]) == 0
-    store = RunStore(tmp_path / "run")
-    videos = [r for r in store.records() if r["kind"] == "video"]
     assert sorted({v["prompt"] for v in videos}) == ["a blue square moving up", "a red circle moving left"]
     assert len(videos) == 4 and store.load_frames("pare", videos[0]["name"]).shape == (9, 32, 32, 3)
     flops = {v["system"]: v["flops"] for v in videos if "flops" in v}
