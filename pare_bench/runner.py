@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from pare_bench import vbench_i2v
 from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.distributed import Ranks, ranks
 from pare_bench.evaluate import first_frames
@@ -30,8 +31,6 @@ from pare_bench.report import write_outputs
 from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, build_system
-from pare_bench.vbench_i2v import PREFIX as VBENCH_I2V_PREFIX
-from pare_bench.vbench_i2v import image_suite_dir
 from pare_bench.vbench_phase import compute_vbench, vbench_dimensions, vbench_mode
 from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
 from pare_bench.world.prompts import parse_prompt
@@ -342,10 +341,7 @@ def run_suite(
     compute_metrics(store, suite, console)
     compute_distributions(store, suite, console)
     if dimensions:
-        image_suite = None
-        if suite.prompts.startswith(VBENCH_I2V_PREFIX):
-            image_suite = image_suite_dir(suite.image_suite, Path(suite_path).parent)
-        compute_vbench(store, suite, dimensions, console, image_suite)
+        compute_vbench(store, suite, dimensions, console, vbench_i2v.locate(suite, suite_path))
     if flops_spec is not None:
         for system in (s for s in systems if s.dense or s.routed):
             flops_cross_check(store, system)

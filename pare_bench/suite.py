@@ -580,8 +580,8 @@ def resolve_prompts(suite: Suite, suite_path: Path) -> list[str]:
     if suite.prompts.startswith(VBENCH_I2V_PREFIX):
         from pare_bench import vbench_i2v
 
-        directory = vbench_i2v.image_suite_dir(suite.image_suite, Path(suite_path).parent)
-        problems = vbench_i2v.problems(directory, suite.prompts[len(VBENCH_I2V_PREFIX) :])
+        directory, ratio = vbench_i2v.locate(suite, suite_path)
+        problems = vbench_i2v.problems(directory, ratio)
         if problems:
             raise FileNotFoundError(problems[0])
         return vbench_i2v.prompts(directory)

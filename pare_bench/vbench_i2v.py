@@ -39,6 +39,14 @@ def image_suite_dir(image_suite: str | None, suite_dir: Path) -> Path | None:
     return Path(os.environ[ENV]) if os.environ.get(ENV) else None
 
 
+def locate(suite, suite_path: Path) -> tuple[Path | None, str] | None:
+    """(image suite folder or None if none is named, crop ratio) of a `prompts: vbench-i2v:<ratio>` suite;
+    None for any other prompt source."""
+    if not suite.prompts.startswith(PREFIX):
+        return None
+    return image_suite_dir(suite.image_suite, Path(suite_path).parent), suite.prompts[len(PREFIX) :]
+
+
 def read_info(directory: Path) -> list[dict]:
     """The image-prompt pairs, in VBench's order."""
     return json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))

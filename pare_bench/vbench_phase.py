@@ -14,10 +14,10 @@ from pathlib import Path
 from PIL import Image
 from rich.console import Console
 
+from pare_bench import vbench_i2v
 from pare_bench.metrics.vbench import I2V_DIMENSIONS, run_vbench
 from pare_bench.store import RunStore
 from pare_bench.suite import Suite
-from pare_bench.vbench_i2v import PREFIX as VBENCH_I2V_PREFIX
 
 
 def vbench_dimensions(suite: Suite) -> list[str]:
@@ -27,7 +27,7 @@ def vbench_dimensions(suite: Suite) -> list[str]:
 def vbench_mode(suite: Suite, dimensions: list[str]) -> str:
     """i2v for I2V dimensions or VBench's I2V image suite (its protocol scores every dimension through
     vbench2_beta_i2v); otherwise the suite's `mode` (custom_input or standard)."""
-    if any(d in I2V_DIMENSIONS for d in dimensions) or suite.prompts.startswith(VBENCH_I2V_PREFIX):
+    if any(d in I2V_DIMENSIONS for d in dimensions) or suite.prompts.startswith(vbench_i2v.PREFIX):
         return "i2v"
     return next(spec.options.get("mode", "custom_input") for spec in suite.metrics if spec.metric == "vbench")
 
@@ -60,17 +60,19 @@ def _vbench_folder(
 
 
 def compute_vbench(
-    store: RunStore, suite: Suite, dimensions: list[str], console: Console, image_suite: Path | None = None
+    store: RunStore,
+    suite: Suite,
+    dimensions: list[str],
+    console: Console,
+    image_suite: tuple[Path, str] | None = None,
 ) -> None:
     """The real VBench on each system's mp4 files; every per-video raw score becomes a metric record. Videos of
-    5 s or longer go through VBench-Long. `image_suite`: VBench's I2V image suite the videos were conditioned
-    on (their images, and the dimensions VBench scores each image on)."""
+    5 s or longer go through VBench-Long. `image_suite`: (folder, crop ratio) of VBench's I2V image suite the
+    videos were conditioned on (their images, and the dimensions VBench scores each image on)."""
     suite_images = per_image = None
     if image_suite is not None:
-        from pare_bench import vbench_i2v
-
-        suite_images = vbench_i2v.images(image_suite, suite.prompts[len(vbench_i2v.PREFIX) :])
-        per_image = vbench_i2v.dimensions(image_suite)
+        suite_images = vbench_i2v.images(*image_suite)
+        per_image = vbench_i2v.dimensions(image_suite[0])
     records = store.records()
     done = {r["system"] for r in records if r["kind"] == "vbench"}
     mode = vbench_mode(suite, dimensions)

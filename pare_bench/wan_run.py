@@ -57,11 +57,11 @@ def wan_problems(suite: Suite, suite_path: Path) -> list[str]:
 
     problems = []
     if wan_model(suite.model).task == "i2v":
-        if not suite.prompts.startswith(vbench_i2v.PREFIX):
+        located = vbench_i2v.locate(suite, suite_path)
+        if located is None:
             problems.append(f"{suite.model} needs an image per prompt: use `prompts: vbench-i2v:<crop ratio>`")
         else:
-            directory = vbench_i2v.image_suite_dir(suite.image_suite, Path(suite_path).parent)
-            problems += vbench_i2v.problems(directory, suite.prompts[len(vbench_i2v.PREFIX) :])
+            problems += vbench_i2v.problems(*located)
     weights = None if suite.weights is None else Path(suite_path).parent / suite.weights
     try:
         locate_weights(suite.model, weights)
@@ -91,8 +91,7 @@ def load_wan_run(suite: Suite, suite_path: Path) -> WanRun:
     if spec.task == "i2v":
         from pare_bench import vbench_i2v
 
-        directory = vbench_i2v.image_suite_dir(suite.image_suite, Path(suite_path).parent)
-        images = vbench_i2v.images(directory, suite.prompts[len(vbench_i2v.PREFIX) :])
+        images = vbench_i2v.images(*vbench_i2v.locate(suite, suite_path))
     return WanRun(suite.model, spec, pipe, height, width, frames, Path(suite_path).parent, images)
 
 

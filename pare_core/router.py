@@ -112,13 +112,18 @@ def decide(logits: torch.Tensor, config: RouterConfig, costs: torch.Tensor | Non
     raise ValueError(f"unknown router mode {config.mode!r}; use 'topk' or 'threshold'")
 
 
+def pooled_content(patch_embedded: torch.Tensor) -> torch.Tensor:
+    """The router's content input: the mean patch-embedded token, (B, dim, F, H, W) -> (B, dim)."""
+    return patch_embedded.flatten(2).mean(dim=2)
+
+
 class _ContentHook(ModelHook):
     def __init__(self, state: _State):
         super().__init__()
         self.state = state
 
     def post_forward(self, module, output):
-        self.state.content = output.flatten(2).mean(dim=2)  # (B, dim, F, H, W) -> (B, dim)
+        self.state.content = pooled_content(output)
         self.state.tokens = output[0, 0].numel()
         return output
 
@@ -219,22 +224,29 @@ def router_size(router: BlockRouter, dim: int) -> dict:
 
 
 @torch.no_grad()
-def block_importance(model: nn.Module, inputs: list[dict]) -> list[float]:
-    """Per block: the output's error when that block alone is skipped (its input passed through), relative to
-    the output's energy, averaged over `inputs` (forward kwargs). Ranks blocks for the static-depth ablation."""
-    dense = [model(**kwargs, return_dict=False)[0] for kwargs in inputs]
-    scores = []
+def skip_one_errors(model: nn.Module, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's ((B, blocks) mean squared output error when each block alone is skipped (its input passed
+    through), (B,) mean squared dense output): what both importance measures below are made of."""
+    dense = model(**kwargs, return_dict=False)[0]
+    errors = []
     for block in model.blocks:
-        handle = block.register_forward_hook(lambda module, args, output: args[0])
+        skip = block.register_forward_hook(lambda module, args, output: args[0])
         try:
-            errors = [
-                (model(**kwargs, return_dict=False)[0] - reference).pow(2).mean() / reference.pow(2).mean()
-                for kwargs, reference in zip(inputs, dense)
-            ]
+            errors.append((model(**kwargs, return_dict=False)[0] - dense).pow(2).flatten(1).mean(1))
         finally:
-            handle.remove()
-        scores.append(float(torch.stack(errors).mean()))
-    return scores
+            skip.remove()
+    return torch.stack(errors, dim=1), dense.pow(2).flatten(1).mean(1)
+
+
+@torch.no_grad()
+def block_importance(model: nn.Module, inputs: list[dict]) -> list[float]:
+    """Per block: the output's error when that block alone is skipped, relative to the output's energy (per
+    batch), averaged over `inputs` (forward kwargs). Ranks blocks for the static-depth ablation."""
+    scores = []
+    for kwargs in inputs:
+        errors, energy = skip_one_errors(model, kwargs)
+        scores.append(errors.mean(0) / energy.mean())
+    return torch.stack(scores).mean(0).tolist()
 
 
 @torch.no_grad()
@@ -248,24 +260,15 @@ def importance_pool(
     says which blocks this input can spare."""
     seen: dict[str, torch.Tensor] = {}
     handles = [
-        model.patch_embedding.register_forward_hook(lambda m, a, out: seen.update(content=out.flatten(2).mean(2))),
+        model.patch_embedding.register_forward_hook(lambda m, a, out: seen.update(content=pooled_content(out))),
         model.condition_embedder.register_forward_hook(lambda m, a, out: seen.update(temb=out[0])),
     ]
     temb, content, targets = [], [], []
     try:
         for kwargs in inputs:
-            dense = model(**kwargs, return_dict=False)[0]
+            errors, energy = skip_one_errors(model, kwargs)  # each forward of it records the same router inputs
             temb.append(seen["temb"].float()), content.append(seen["content"].float())
-            energy = dense.pow(2).flatten(1).mean(1)
-            errors = []
-            for block in model.blocks:
-                skip = block.register_forward_hook(lambda module, args, output: args[0])
-                try:
-                    skipped = model(**kwargs, return_dict=False)[0]
-                finally:
-                    skip.remove()
-                errors.append((skipped - dense).pow(2).flatten(1).mean(1) / energy)
-            targets.append(torch.stack(errors, dim=1).float().clamp_min(1e-12).log())
+            targets.append((errors / energy[:, None]).float().clamp_min(1e-12).log())
             if progress:
                 progress()
     finally:

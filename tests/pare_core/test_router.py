@@ -112,6 +112,16 @@ def test_training_mode_gets_gradients_through_the_gates(model):
     assert set(gates.detach().unique().tolist()) <= {0.0, 1.0}  # hard decisions forward
 
 
+def _train_joint(student, router, teacher, config, **options):
+    """Stage 2 on tiny random batches of 2, blocks costed alike."""
+    from pare_core.distill import train_joint
+
+    def batches(step):
+        return _inputs(batch=2, seed=step)
+
+    return train_joint(student, router, teacher, batches, torch.ones(CONFIG["num_layers"]), config, **options)
+
+
 def test_router_is_tiny_against_one_step():
     size = router_size(BlockRouter(DIM, CONFIG["num_layers"]), DIM)
     assert size["flops_per_sample"] < 0.01 * analytic_flops(CONFIG, 8, 24, 24, 16).total
@@ -120,39 +130,23 @@ def test_router_is_tiny_against_one_step():
 def test_joint_training_pulls_executed_flops_to_the_budget_and_detaches(model):
     import copy
 
-    from pare_core.distill import JointConfig, train_joint
+    from pare_core.distill import JointConfig
 
     teacher, student = model, copy.deepcopy(model)
     torch.manual_seed(3)
     router = BlockRouter(DIM, CONFIG["num_layers"])
     log, saved = [], []
     config = JointConfig(steps=40, budget=0.5, warmup=1, router_lr=2e-2, checkpoint_every=20)
-    student, router = train_joint(
-        student,
-        router,
-        teacher,
-        lambda step: _inputs(batch=2, seed=step),
-        torch.ones(CONFIG["num_layers"]),
-        config,
-        on_step=log.append,
-        on_checkpoint=saved.append,
-    )
+    student, router = _train_joint(student, router, teacher, config, on_step=log.append, on_checkpoint=saved.append)
     early = sum(r["executed"] for r in log[:5]) / 5
     late = sum(r["executed"] for r in log[-10:]) / 10
     assert late < early and abs(late - 0.5) < 0.2, (early, late)  # starts near keep-all (bias 3)
     assert [s["step"] for s in saved] == [20, 40] and not hasattr(student, "_pare_router")
     # resuming from the step-20 checkpoint continues at step 21
     resumed = []
-    train_joint(
-        copy.deepcopy(model),
-        BlockRouter(DIM, CONFIG["num_layers"]),
-        teacher,
-        lambda step: _inputs(batch=2, seed=step),
-        torch.ones(CONFIG["num_layers"]),
-        JointConfig(steps=22, budget=0.5, warmup=1),
-        state=saved[0],
-        on_step=resumed.append,
-    )
+    config = JointConfig(steps=22, budget=0.5, warmup=1)
+    _train_joint(copy.deepcopy(model), BlockRouter(DIM, CONFIG["num_layers"]), teacher, config, state=saved[0],
+                 on_step=resumed.append)  # fmt: skip
     assert [r["step"] for r in resumed] == [21, 22]
 
 
@@ -196,7 +190,7 @@ def test_anchored_router_ranks_blocks_per_input():
 def test_joint_training_with_a_pool_keeps_the_anchor(model):
     import copy
 
-    from pare_core.distill import JointConfig, train_joint
+    from pare_core.distill import JointConfig
     from pare_core.router import importance_pool, rank_loss
 
     pool = importance_pool(model, [_inputs(batch=3, seed=s) for s in range(4)])
@@ -204,16 +198,7 @@ def test_joint_training_with_a_pool_keeps_the_anchor(model):
     torch.manual_seed(3)
     router = BlockRouter(DIM, CONFIG["num_layers"])
     config = JointConfig(steps=20, budget=0.5, warmup=1, router_lr=2e-2, rank_warmup=300)
-    _, router = train_joint(
-        copy.deepcopy(model),
-        router,
-        model,
-        lambda step: _inputs(batch=2, seed=step),
-        torch.ones(CONFIG["num_layers"]),
-        config,
-        on_step=log.append,
-        pool=pool,
-    )
+    _, router = _train_joint(copy.deepcopy(model), router, model, config, on_step=log.append, pool=pool)
     assert all("rank_loss" in r for r in log)
     unanchored = rank_loss(torch.zeros_like(pool["target"]), pool["target"])
     logits = router(pool["temb"], pool["content"])
