@@ -202,10 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=None)
     train.add_argument("--device", default="cpu")
     train.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the LR schedule follows it")
-    for name in ("steps", "batch", "warmup", "eval_every", "checkpoint_every", "seed"):
+    for name in ("steps", "batch", "warmup", "eval_every", "checkpoint_every", "probe_every", "seed"):
         train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
-    for name in ("lr", "ema", "time_shift", "two_object_prob"):
+    for name in ("lr", "ema", "time_shift", "two_object_prob", "motion_weight"):
         train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
+    train.add_argument("--init", default=None, help="start from these weights: 'shipped' or a directory")
     train.set_defaults(func=_train_teacher)
 
     bench = sub.add_parser(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -38,7 +39,8 @@ def evaluate(
             sample(model, prompts, seeds, SamplingConfig(steps=steps), first_frames(model, prompts, seeds))
         )
         scores += [score_video(video.numpy(), text) for video, text in zip(videos, prompts)]
-    return {name: sum(s[name] for s in scores) / len(scores) for name in scores[0]}
+    # NaN marks a video with nothing a score counts (no moving object for motion_direction, say).
+    return {name: float(np.nanmean([s[name] for s in scores])) for name in scores[0]}
 
 
 def evaluate_teacher(name: str, weights: Path | None, seeds_per_prompt: int, steps: int) -> dict[str, dict[str, float]]:

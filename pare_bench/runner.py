@@ -143,7 +143,7 @@ def generate_all(
             else:
                 frames = to_uint8(video)[0].numpy()
                 store.save_frames(system.name, item.name, frames)
-                store.save_video(system.name, item.name, frames, system.fps)
+                store.save_video(system.name, item.name, frames, system.fps, system.lossless_video)
                 store.append(record)
             bar.advance(task)
 

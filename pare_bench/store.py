@@ -35,13 +35,23 @@ def video_name(prompt: str, index: int) -> str:
     return f"{prompt}-{index}"
 
 
-def encode_mp4(frames: np.ndarray, fps: int = VIDEO_FPS) -> bytes:
-    """(F, H, W, 3) uint8 -> H.264 mp4 bytes; one encoder thread so the bytes are reproducible."""
+def encode_mp4(frames: np.ndarray, fps: int = VIDEO_FPS, lossless: bool = False) -> bytes:
+    """(F, H, W, 3) uint8 -> H.264 mp4 bytes, a pure function of the frames (one encoder thread).
+
+    `lossless`: RGB H.264 (libx264rgb, 4:4:4) at QP 0, which decodes to exactly `frames`. The tiny world
+    uses it: at 24x24, 4:2:0 chroma subsampling smeared every colour edge by up to 122 levels, so VBench
+    judged other pixels than every other metric. Real-model videos keep VBench's usual yuv420p.
+    """
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "10", "threads": "1"})
+        if lossless:
+            stream = container.add_stream("libx264rgb", rate=fps, options={"qp": "0"})
+            stream.pix_fmt = "rgb24"
+        else:
+            stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
+            stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1  # the `threads` option alone left PyAV's automatic count
         stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -131,7 +141,9 @@ class RunStore:
     def video_path(self, system: str, name: str) -> Path:
         return self.root / "videos" / system / f"{name}.mp4"
 
-    def save_video(self, system: str, name: str, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
+    def save_video(
+        self, system: str, name: str, frames: np.ndarray, fps: int = VIDEO_FPS, lossless: bool = False
+    ) -> None:
         path = self.video_path(system, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, encode_mp4(frames, fps))
+        atomic_write_bytes(path, encode_mp4(frames, fps, lossless))

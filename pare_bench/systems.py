@@ -57,6 +57,7 @@ class System:
     sampling: SamplingConfig
     routing: list[torch.Tensor] | None = None  # routed systems: (videos, blocks) decisions per forward of the last call
     fps: int = 8  # the mp4 files' frame rate
+    lossless_video: bool = True  # tiny world: mp4 files decode to exactly the frames (store.encode_mp4)
 
     def generate(self, prompts: list[str], seeds: list[int], first_frames: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, F, H, W) in [0, 1], one video per (prompt, seed); a routed system keeps its decisions."""

@@ -4,6 +4,14 @@ x_t = (1 - t) x0 + t * noise, target v = noise - x0, timestep = 1000 t. Timestep
 logit-normal and then shifted towards high noise (the same shift map the sampler uses), because
 layout and motion are decided at high noise. Scenes are rendered on the fly, so every step sees new
 positions. Checkpoints resume; an EMA copy is what ships.
+
+Two additions make the motion word pay on a 2-core CPU (docs/TEACHERS.md has the trials):
+- `motion_weight`: pixels that change between consecutive frames (an object's leading and trailing
+  edges) weigh 1 + motion_weight in the loss. They are the only pixels that tell the direction, and
+  without the weight they are a few percent of the loss.
+- the swap probe (`swap_probe`): the loss with each moving object's direction word swapped for its
+  opposite, minus the loss with the right word, at fixed noise levels. Zero means the word is
+  ignored; it is logged every `probe_every` steps.
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from pare_bench.checkpoint import load_checkpoint, save_checkpoint
 from pare_bench.evaluate import evaluate
 from pare_bench.world.conditioning import image_condition, image_tokens
-from pare_bench.world.prompts import EVAL_SEED_BASE, sample_prompt, tokenize, train_objects
+from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, sample_prompt, tokenize, train_objects
 from pare_bench.world.render import render, sample_scene
-from pare_bench.zoo import IMAGE_PATCH, TinyWan, build_tiny
+from pare_bench.zoo import IMAGE_PATCH, TinyWan, build_tiny, load_tiny
 
 
 @dataclass
@@ -42,6 +50,9 @@ class TeacherRecipe:
     eval_every: int = 500  # steps between EMA evaluations on held-out seeds (0: never)
     checkpoint_every: int = 250
     seed: int = 0
+    motion_weight: float = 0.0  # extra loss weight on pixels that change between consecutive frames
+    init: str | None = None  # start from these weights ("shipped": the package's); None: from scratch
+    probe_every: int = 50  # steps between swap probes (0: never)
 
 
 def shifted_timesteps(batch: int, shift: float, generator: torch.Generator) -> torch.Tensor:
@@ -76,13 +87,62 @@ def noised_inputs(batch: dict, t: torch.Tensor, noise: torch.Tensor, context: to
     return kwargs
 
 
-def flow_matching_loss(model: TinyWan, batch: dict, recipe: TeacherRecipe, generator: torch.Generator) -> torch.Tensor:
+def motion_mask(video: torch.Tensor) -> torch.Tensor:
+    """(B, 3, F, H, W) -> (B, 1, F, H, W): 1 where a pixel differs from the same pixel one frame before or after."""
+    change = (video[:, :, 1:] - video[:, :, :-1]).abs().amax(dim=1, keepdim=True) > 1e-3  # (B, 1, F-1, H, W)
+    mask = torch.zeros_like(video[:, :1], dtype=torch.bool)
+    mask[:, :, 1:] |= change
+    mask[:, :, :-1] |= change
+    return mask.float()
+
+
+def flow_matching_loss(
+    model: TinyWan, batch: dict, recipe: TeacherRecipe, generator: torch.Generator, t: torch.Tensor | None = None
+) -> torch.Tensor:
     video = batch["video"]
-    t = shifted_timesteps(video.shape[0], recipe.time_shift, generator).to(video.device)
+    if t is None:
+        t = shifted_timesteps(video.shape[0], recipe.time_shift, generator).to(video.device)
     noise = torch.randn(video.shape, generator=generator).to(video.device)
     inputs = noised_inputs(batch, t, noise, model.text_encoder(batch["tokens"]))
     prediction = model.transformer(**inputs, return_dict=False)[0]
-    return torch.nn.functional.mse_loss(prediction, noise - video)
+    weight = 1 + recipe.motion_weight * motion_mask(video)  # (B, 1, F, H, W)
+    return ((prediction - (noise - video)) ** 2 * weight).mean()
+
+
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+PROBE_TIMES = (0.5, 0.75, 0.9)
+
+
+def probe_batch(model: TinyWan, size: int = 32) -> tuple[dict, dict]:
+    """A fixed batch of one-object moving prompts on held-out seeds, and the same with each direction swapped."""
+    rng = random.Random(12345)
+    objects = [obj for obj in train_objects() if obj.motion in OPPOSITE]
+    prompts = [Prompt((rng.choice(objects),)) for _ in range(size)]
+    scenes = [sample_scene(prompt, EVAL_SEED_BASE + i, model.spec.world) for i, prompt in enumerate(prompts)]
+    video = render(scenes, model.spec.world) * 2 - 1
+    batch = {"video": video, "tokens": torch.tensor([tokenize(p.text) for p in prompts])}
+    swapped = [p.text.replace(f"moving {p.objects[0].motion}", f"moving {OPPOSITE[p.objects[0].motion]}") for p in prompts]
+    batch_swapped = {**batch, "tokens": torch.tensor([tokenize(text) for text in swapped])}
+    if model.spec.task == "i2v":
+        first = video[:, :, 0]
+        for b in (batch, batch_swapped):
+            b["condition"] = image_condition(first, model.spec.world.frames)
+            b["image"] = image_tokens(first, IMAGE_PATCH)
+    return batch, batch_swapped
+
+
+@torch.no_grad()
+def swap_probe(model: TinyWan, batches: tuple[dict, dict]) -> dict[str, float]:
+    """Plain (unweighted) loss with the swapped word minus with the right word, at each of PROBE_TIMES."""
+    plain = TeacherRecipe(motion_weight=0.0)
+    deltas = {}
+    for level in PROBE_TIMES:
+        t = torch.full((batches[0]["video"].shape[0],), level)
+        losses = [
+            flow_matching_loss(model, b, plain, torch.Generator().manual_seed(7), t).item() for b in batches
+        ]  # same noise for both: only the word differs
+        deltas[f"swap_{level}"] = losses[1] - losses[0]
+    return deltas
 
 
 def lr_at(step: int, progress: float, recipe: TeacherRecipe) -> float:
@@ -99,12 +159,22 @@ def _ema_update(ema: TinyWan, model: TinyWan, decay: float) -> None:
                 e.lerp_(p, 1 - decay)
 
 
+def initial_model(name: str, recipe: TeacherRecipe) -> TinyWan:
+    """Random weights, or the weights `recipe.init` names ("shipped": the package's copy)."""
+    if recipe.init is None:
+        return build_tiny(name, seed=recipe.seed)
+    model = load_tiny(name, None if recipe.init == "shipped" else Path(recipe.init))
+    model.transformer.requires_grad_(True)
+    model.text_encoder.requires_grad_(True)
+    return model
+
+
 def train_teacher(
     name: str, out: Path, recipe: TeacherRecipe, device: str = "cpu", minutes: float | None = None
 ) -> Path:
     """Train (or resume) a teacher in `out`; returns the directory of the EMA weights."""
     out.mkdir(parents=True, exist_ok=True)
-    model = build_tiny(name, seed=recipe.seed).to(device)
+    model = initial_model(name, recipe).to(device)
     ema = copy.deepcopy(model)
     params = [*model.transformer.parameters(), *model.text_encoder.parameters()]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -124,6 +194,7 @@ def train_teacher(
     deadline = time.monotonic() + 60 * minutes if minutes else math.inf
     model.transformer.train()
     step = state["step"]
+    probes = probe_batch(model) if recipe.probe_every else None
     with Progress(
         TextColumn(f"train {name}"),
         BarColumn(),
@@ -148,6 +219,10 @@ def train_teacher(
             step += 1
             bar.update(task, completed=step, loss=loss.item())
             record = {"step": step, "loss": loss.item(), "lr": lr, "seconds": time.monotonic() - started}
+            if probes and (step % recipe.probe_every == 0 or step == 1):
+                record.update(swap_probe(ema, probes))  # the EMA is what ships and what is evaluated
+                probe = " ".join(f"{k} {v:+.5f}" for k, v in record.items() if k.startswith("swap"))
+                bar.console.print(f"step {step} loss {loss.item():.4f} {probe}")
             if recipe.eval_every and step % recipe.eval_every == 0:
                 record["eval"] = evaluate(ema, "eval")
                 bar.console.print(f"step {step} eval {json.dumps({k: round(v, 3) for k, v in record['eval'].items()})}")

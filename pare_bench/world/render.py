@@ -1,5 +1,11 @@
 """Deterministic renderer of the tiny world: anti-aliased coloured shapes on a plain background.
 
+The frame is a torus: an object that leaves one edge enters at the opposite one, and start positions
+are drawn uniformly over the whole frame whatever the motion word. So nothing in one frame tells
+the direction (a renderer that kept trajectories inside the frame made "move toward the middle" a
+shortcut: the first frame predicted the direction 65% of the time). `tests/.../test_world.py`
+measures the leak with a classifier from the first frame.
+
 Scene parameters come from `random.Random(seed)` (platform-independent), and the rendering is
 plain float arithmetic in torch, batched over videos, so the same (prompt, seed) gives the same
 bytes on any machine, and training can render batches on the fly on CPU or GPU.
@@ -31,7 +37,9 @@ class WorldConfig:
     height: int = 24  # pixels
     width: int = 24  # pixels
     object_size: float = 8.0  # circle diameter / square side, pixels
-    speed: float = 1.5  # pixels per frame for a moving object
+    # Pixels per frame for a moving object: one 4-px transformer patch, so a moving object's patch
+    # tokens are its previous frame's tokens shifted by one position, whatever its sub-patch offset.
+    speed: float = 4.0
 
     @property
     def travel(self) -> float:
@@ -48,47 +56,42 @@ class Scene:
     velocities: tuple[tuple[float, float], ...]
 
 
-def _start_range(motion_axis: int, size: float, extent: int, travel: float) -> tuple[float, float]:
-    """Interval of start centres that keeps the whole trajectory inside the frame."""
-    low, high = size / 2, extent - size / 2
-    if motion_axis > 0:
-        return low, high - travel
-    if motion_axis < 0:
-        return low + travel, high
-    return low, high
+def wrapped(delta, extent: float):
+    """Signed offset on a circle of length `extent`, in [-extent/2, extent/2): works on floats and tensors."""
+    return (delta + extent / 2) % extent - extent / 2
 
 
-def _overlaps(scene_a: tuple, scene_b: tuple, config: WorldConfig) -> bool:
-    (start_a, vel_a), (start_b, vel_b) = scene_a, scene_b
-    for frame in range(config.frames):
-        dx = (start_a[0] + frame * vel_a[0]) - (start_b[0] + frame * vel_b[0])
-        dy = (start_a[1] + frame * vel_a[1]) - (start_b[1] + frame * vel_b[1])
-        if max(abs(dx), abs(dy)) < config.object_size + 1.0:
-            return True
-    return False
+def _apart(start_a: tuple[float, float], start_b: tuple[float, float], config: WorldConfig) -> bool:
+    dx = wrapped(start_a[0] - start_b[0], config.width)
+    dy = wrapped(start_a[1] - start_b[1], config.height)
+    return max(abs(dx), abs(dy)) >= config.object_size + 1.0
 
 
 def sample_scene(prompt: Prompt | str, seed: int, config: WorldConfig = WorldConfig()) -> Scene:
-    """Place each object at a random start that keeps it in frame and apart from the other one."""
+    """Draw each object's start uniformly over the torus, apart from the other object in the first frame.
+
+    The rejection looks at the starts only, never at the velocities, so the start distribution is the
+    same for every motion word (objects may cross later; the one named last is drawn on top).
+    """
     prompt = parse_prompt(prompt) if isinstance(prompt, str) else prompt
     rng = random.Random(seed)
-    for _ in range(10_000):  # joint rejection sampling: redraw every object until none overlap
-        placed: list[tuple] = []
-        for obj in prompt.objects:
-            ux, uy = MOTION_VECTORS[obj.motion]
-            x = rng.uniform(*_start_range(ux, config.object_size, config.width, config.travel))
-            y = rng.uniform(*_start_range(uy, config.object_size, config.height, config.travel))
-            placed.append(((x, y), (ux * config.speed, uy * config.speed)))
-        if len(placed) < 2 or not _overlaps(placed[0], placed[1], config):
+    for _ in range(10_000):
+        starts = [(rng.uniform(0, config.width), rng.uniform(0, config.height)) for _ in prompt.objects]
+        if len(starts) < 2 or _apart(starts[0], starts[1], config):
             break
     else:
         raise ValueError(f"{prompt.text!r} does not fit apart in a {config.width}x{config.height} frame")
-    return Scene(prompt, tuple(p[0] for p in placed), tuple(p[1] for p in placed))
+    velocities = tuple(
+        (MOTION_VECTORS[obj.motion][0] * config.speed, MOTION_VECTORS[obj.motion][1] * config.speed)
+        for obj in prompt.objects
+    )
+    return Scene(prompt, tuple(starts), velocities)
 
 
 def _coverage(scenes: list[Scene], config: WorldConfig, slot: int, device: torch.device | str) -> torch.Tensor:
     """Anti-aliased coverage of object `slot` in every scene: (B, F, H, W) in [0, 1]."""
-    starts = torch.tensor([s.starts[slot] if slot < len(s.starts) else (-99.0, -99.0) for s in scenes], device=device)
+    starts = torch.tensor([s.starts[slot] if slot < len(s.starts) else (0.0, 0.0) for s in scenes], device=device)
+    has_slot = torch.tensor([slot < len(s.starts) for s in scenes], device=device)
     velocity = torch.tensor(
         [s.velocities[slot] if slot < len(s.velocities) else (0.0, 0.0) for s in scenes], device=device
     )
@@ -99,13 +102,14 @@ def _coverage(scenes: list[Scene], config: WorldConfig, slot: int, device: torch
     centre = starts[:, None, :] + frame[None, :, None] * velocity[:, None, :]  # (B, F, 2)
     xs = torch.arange(config.width, dtype=torch.float32, device=device) + 0.5
     ys = torch.arange(config.height, dtype=torch.float32, device=device) + 0.5
-    dx = xs[None, None, None, :] - centre[..., 0, None, None]  # (B, F, 1, W)
-    dy = ys[None, None, :, None] - centre[..., 1, None, None]  # (B, F, H, 1)
+    dx = wrapped(xs[None, None, None, :] - centre[..., 0, None, None], config.width)  # (B, F, 1, W)
+    dy = wrapped(ys[None, None, :, None] - centre[..., 1, None, None], config.height)  # (B, F, H, 1)
     radius = config.object_size / 2
     round_dist = torch.sqrt(dx**2 + dy**2) - radius
     square_dist = torch.maximum(dx.abs(), dy.abs()) - radius
     dist = torch.where(is_square[:, None, None, None], square_dist, round_dist)
-    return (0.5 - dist).clamp(0.0, 1.0)
+    # A scene without this slot covers nothing (on a torus, no start is off-frame).
+    return (0.5 - dist).clamp(0.0, 1.0) * has_slot[:, None, None, None]
 
 
 def render(

@@ -1,10 +1,13 @@
 import io
+import subprocess
+import sys
 
 import av
 import numpy as np
 import pytest
 
 from pare_bench.store import RunDirError, RunStore, encode_mp4
+from pare_bench.world.render import render_prompt
 
 
 def test_torn_last_record_is_ignored(tmp_path):
@@ -38,6 +41,25 @@ def test_mp4_is_reproducible_and_decodes(tmp_path):
         decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     assert decoded.shape == frames.shape
     assert np.abs(decoded.astype(int) - frames).mean() < 8
+
+
+def _decode(data: bytes) -> np.ndarray:
+    with av.open(io.BytesIO(data)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_tiny_world_mp4_decodes_to_exactly_its_frames_and_is_the_same_in_another_process():
+    frames = render_prompt("a red circle moving left and a blue square standing still", 3).numpy()
+    data = encode_mp4(frames, lossless=True)
+    assert np.array_equal(_decode(data), frames)
+    script = (
+        "import sys, numpy as np; from pare_bench.store import encode_mp4; "
+        "from pare_bench.world.render import render_prompt; "
+        "frames = render_prompt('a red circle moving left and a blue square standing still', 3).numpy(); "
+        "sys.stdout.buffer.write(encode_mp4(frames, lossless=True))"
+    )
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
+    assert other == data
 
 
 def test_frames_round_trip_losslessly(tmp_path):
