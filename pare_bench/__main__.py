@@ -33,7 +33,9 @@ def _eval_teacher(args) -> int:
 def _run(args) -> int:
     from pare_bench.runner import run_suite_cli
 
-    return run_suite_cli(args.suite, out=args.out, limit=args.limit, fresh=args.fresh, retrain=args.retrain)
+    return run_suite_cli(
+        args.suite, out=args.out, limit=args.limit, fresh=args.fresh, retrain=args.retrain, threads=args.threads
+    )
 
 
 def _report(args) -> int:
@@ -159,6 +161,24 @@ def _bench_systems(args) -> int:
     return 0
 
 
+def _list(args) -> int:
+    from pare_bench.listing import print_listing
+
+    print_listing(args.what)
+    return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse exits 2 with the message otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pare_bench", description="PARE benchmark harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,10 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a benchmark suite")
     run.add_argument("suite", type=Path)
     run.add_argument("--out", type=Path, default=None, help="run directory (default runs/<suite name>)")
-    run.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
+    run.add_argument("--limit", type=positive_int, default=None, help="use only the first N prompts (N >= 1)")
+    run.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch intra-op threads (default: 1 for the tiny models, which stay fast beside other work; "
+        "torch's own default for Wan models)",
+    )
     run.add_argument("--fresh", action="store_true", help="delete an earlier run in --out and start over")
     run.add_argument("--retrain", action="store_true", help="rebuild recipe artifacts instead of loading them")
     run.set_defaults(func=_run)
+
+    listing = sub.add_parser("list", help="the suites, systems, metrics or models the harness knows")
+    listing.add_argument("what", choices=["suites", "systems", "metrics", "models"])
+    listing.set_defaults(func=_list)
 
     report = sub.add_parser("report", help="rebuild leaderboard.csv, report.md and plots from a run's records")
     report.add_argument("run_dir", type=Path)

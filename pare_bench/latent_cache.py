@@ -21,10 +21,9 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import Progress
 
 from pare_bench.checkpoint import atomic_write_bytes
+from pare_bench.progress import progress
 from pare_bench.train_teacher import shifted_timesteps
 from pare_bench.wan_zoo import latent_grid
 
@@ -87,7 +86,7 @@ def encode_dataset(
     mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z, 1, 1, 1)
     std = torch.tensor(pipe.vae.config.latents_std).view(1, z, 1, 1, 1)
     encoded = 0
-    with Progress(console=Console(stderr=True)) as bar:
+    with progress() as bar:
         task = bar.add_task("encode latents", total=len(entries))
         for index, entry in enumerate(entries):
             path = cache / f"{index:06d}.pt"

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
+from pare_bench.progress import progress
 from pare_bench.suite import Recipe, WidthRecipe
 from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
 from pare_bench.width import calibration_inputs, profile_model
@@ -115,7 +116,7 @@ def _training(directory: Path, stage: str, total: int):
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint = directory / f"{stage}.pt"
     columns = _bar_columns(f"{stage} {directory.name}")
-    with (directory / f"{stage}_log.jsonl").open("a") as log, Progress(*columns, console=Console(stderr=True)) as bar:
+    with (directory / f"{stage}_log.jsonl").open("a") as log, progress(None, *columns) as bar:
         task = bar.add_task(stage, total=total)
 
         def on_step(record: dict) -> None:
@@ -361,7 +362,7 @@ def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path) -> di
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
+    with progress(None, *columns) as bar:
         task = bar.add_task("trajectories", total=chunks)
         for chunk in range(chunks):
             path = folder / f"{chunk:05d}.pt"

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pare_bench import vbench_i2v
 from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.distributed import Ranks, ranks
 from pare_bench.evaluate import first_frames
 from pare_bench.flops_check import flops_cross_check
-from pare_bench.manifest import build_manifest
+from pare_bench.manifest import build_manifest, load_average
 from pare_bench.metrics import get_metric
 from pare_bench.metrics.fid import InceptionFeatures, inception_fid, inception_problems, load_world_features
 from pare_bench.metrics.paired import lpips_problems
 from pare_bench.metrics.vbench import LONG_SECONDS, long_problems, vbench_problems
+from pare_bench.progress import progress
 from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
 from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
@@ -54,15 +54,8 @@ def work_items(suite: Suite, prompts: list[str]) -> list[WorkItem]:
     return [WorkItem(p, i, suite.seed.base + i) for p in prompts for i in range(suite.samples_per_prompt)]
 
 
-def _progress(console: Console) -> Progress:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    return Progress(*columns, console=console)
+def _progress(console: Console):
+    return progress(console)
 
 
 def video_seconds(suite: Suite) -> float:
@@ -294,9 +287,11 @@ def run_suite(
     console: Console | None = None,
     fresh: bool = False,
     retrain: bool = False,
+    threads: int | None = None,
 ) -> Path:
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
+    set_threads(suite, threads)
     dimensions = vbench_dimensions(suite)
     problems = vbench_problems(dimensions) if dimensions else []
     if dimensions and video_seconds(suite) >= LONG_SECONDS and vbench_mode(suite, dimensions) != "i2v":
@@ -345,17 +340,35 @@ def run_suite(
     if flops_spec is not None:
         for system in (s for s in systems if s.dense or s.routed):
             flops_cross_check(store, system)
+    store.note_in_manifest("hardware", {"load_average_end": load_average()})
     write_outputs(store)
     console.print(f"run written to {store.root}")
     return store.root
 
 
+def set_threads(suite: Suite, threads: int | None) -> None:
+    """Pin torch's intra-op threads: `threads`, else 1 for the tiny models.
+
+    A tiny model's ops are too small to gain from a second thread, and on a shared 2-core machine two
+    threads fought other work for the cores: single videos took 1.9 s to 90 s instead of a steady 1.0 s.
+    """
+    if threads is None and suite.model in TINY_MODELS:
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def run_suite_cli(
-    suite_path: Path, out: Path | None, limit: int | None, fresh: bool = False, retrain: bool = False
+    suite_path: Path,
+    out: Path | None,
+    limit: int | None,
+    fresh: bool = False,
+    retrain: bool = False,
+    threads: int | None = None,
 ) -> int:
     """Exit codes: 0 done, 1 some work items failed or a write failed (rerun to resume), 2 bad input."""
     try:
-        root = run_suite(suite_path, out, limit, fresh=fresh, retrain=retrain)
+        root = run_suite(suite_path, out, limit, fresh=fresh, retrain=retrain, threads=threads)
     except SuiteError as error:
         print(error, file=sys.stderr)
         return 2

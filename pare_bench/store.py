@@ -96,6 +96,13 @@ class RunStore:
         except OSError as error:
             raise RunDirError(f"cannot write the run directory {self.root}: {error}") from error
 
+    def note_in_manifest(self, section: str, values: dict) -> None:
+        """Merge `values` into one section of manifest.json (the load average at the end of a run, say)."""
+        path = self.root / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest.setdefault(section, {}).update(values)
+        atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
+
     def append(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True) + "\n"
         with open(self.append_path, "a") as handle:

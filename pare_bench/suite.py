@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -343,10 +344,15 @@ def _metric_problems(data: dict, known: set[str]) -> list[tuple[Loc, str]]:
         name = spec.get("metric")
         if not isinstance(name, str):
             continue
-        if name not in known:
+        if name not in known:  # an unknown metric: its options cannot be checked
             empty = "; no metric is registered (does pare_bench.metrics import its modules?)" if not known else ""
             problems.append((("metrics", position, "metric"), f"unknown metric {name!r}{_hint(name, known)}{empty}"))
-        elif name in METRICS and METRICS[name].kind == "paired" and spec.get("reference") is None:
+        for key in spec:
+            allowed = ["metric", "reference", *(METRICS[name].options if name in METRICS else ())]
+            if name in METRICS and key not in allowed:
+                message = f"unknown key {key!r} for metric {name!r}{_hint(str(key), allowed)} (it takes: {allowed})"
+                problems.append((("metrics", position, key), message))
+        if name in METRICS and METRICS[name].kind == "paired" and spec.get("reference") is None:
             problems.append((("metrics", position), f"paired metric {name!r} needs a `reference:` system"))
         elif name == "vbench":
             problems += [(("metrics", position, "dimensions"), message) for message in _vbench_problems(spec, data)]
@@ -541,6 +547,8 @@ def load_suite(path: Path, known_metrics: set[str] | None = None) -> Suite:
     `known_metrics` defaults to the metric registry; tests pass their own names.
     """
     path = Path(path)
+    if not path.is_file():
+        raise SuiteError(path, [f"{path}: no such suite file; {_known_suites_hint()}"])
     try:
         data, index, raw = read_with_includes(path)
     except FatalSuiteProblem as fatal:
@@ -561,6 +569,23 @@ def load_suite(path: Path, known_metrics: set[str] | None = None) -> Suite:
         formatted = sorted(locate_problem(index, loc, message) for loc, message in problems)
         raise SuiteError(path, [line for _, line in formatted])
     return suite.expanded()
+
+
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
+
+
+def known_suites() -> list[Path]:
+    """The suite files in ./suites and in the checkout's suites/ folder (absent in a wheel install)."""
+    folders = {Path("suites").resolve(), SUITES_DIR}
+    return sorted({p.resolve() for folder in folders if folder.is_dir() for p in folder.glob("*.yaml")})
+
+
+def _known_suites_hint() -> str:
+    suites = known_suites()
+    if not suites:
+        return "no suites/ folder here either"
+    names = ", ".join(os.path.relpath(p) for p in suites)
+    return f"suites that exist: {names}"
 
 
 def suite_hash(suite: Suite) -> str:

@@ -25,10 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pare_bench.checkpoint import load_checkpoint, save_checkpoint
 from pare_bench.evaluate import evaluate
+from pare_bench.progress import progress
 from pare_bench.world.conditioning import image_condition, image_tokens
 from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, sample_prompt, tokenize, train_objects
 from pare_bench.world.render import render, sample_scene
@@ -121,7 +122,9 @@ def probe_batch(model: TinyWan, size: int = 32) -> tuple[dict, dict]:
     scenes = [sample_scene(prompt, EVAL_SEED_BASE + i, model.spec.world) for i, prompt in enumerate(prompts)]
     video = render(scenes, model.spec.world) * 2 - 1
     batch = {"video": video, "tokens": torch.tensor([tokenize(p.text) for p in prompts])}
-    swapped = [p.text.replace(f"moving {p.objects[0].motion}", f"moving {OPPOSITE[p.objects[0].motion]}") for p in prompts]
+    swapped = [
+        p.text.replace(f"moving {p.objects[0].motion}", f"moving {OPPOSITE[p.objects[0].motion]}") for p in prompts
+    ]
     batch_swapped = {**batch, "tokens": torch.tensor([tokenize(text) for text in swapped])}
     if model.spec.task == "i2v":
         first = video[:, :, 0]
@@ -195,7 +198,8 @@ def train_teacher(
     model.transformer.train()
     step = state["step"]
     probes = probe_batch(model) if recipe.probe_every else None
-    with Progress(
+    with progress(
+        None,
         TextColumn(f"train {name}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
@@ -206,8 +210,8 @@ def train_teacher(
         started = time.monotonic()
         while step < recipe.steps and time.monotonic() < deadline:
             # With a wall-clock budget the schedule follows whichever runs out first, steps or time.
-            progress = max(step / recipe.steps, (time.monotonic() - started) / (deadline - started))
-            lr = lr_at(step, progress, recipe)
+            share = max(step / recipe.steps, (time.monotonic() - started) / (deadline - started))
+            lr = lr_at(step, share, recipe)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss = flow_matching_loss(model, training_batch(model, recipe, rng, device), recipe, generator)

@@ -146,4 +146,5 @@ def build_wan_system(spec: SystemSpec, run: WanRun, sampling: SamplingConfig) ->
         ((method, options),) = spec.cache.items()
         pipe.transformer.enable_cache(CACHE_METHODS[method](pipe, dict(options)))  # PAB reads pipe.current_timestep
     pipe.set_progress_bar_config(disable=True)
-    return WanSystem(spec.name, _WanModelView(pipe.transformer, run.spec), sampling, fps=WAN_FPS, lossless_video=False, run=run, pipe=pipe)
+    view = _WanModelView(pipe.transformer, run.spec)
+    return WanSystem(spec.name, view, sampling, fps=WAN_FPS, lossless_video=False, run=run, pipe=pipe)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 
 import torch
-from rich.console import Console
-from rich.progress import Progress
 
+from pare_bench.progress import progress
 from pare_bench.train_teacher import TeacherRecipe, noised_inputs, training_batch
 from pare_bench.zoo import TinyWan
 from pare_core.heads import HeadProfile, profile_heads
@@ -33,6 +32,6 @@ def calibration_inputs(model: TinyWan, videos: int = 8, seed: int = 0) -> list[d
 def profile_model(model: TinyWan, videos: int = 8, query_samples: int = 256) -> HeadProfile:
     inputs = calibration_inputs(model, videos)
     heads = sum(block.attn1.heads for block in model.transformer.blocks)
-    with Progress(console=Console(stderr=True)) as bar:
+    with progress() as bar:
         task = bar.add_task("profile heads", total=heads)
         return profile_heads(model.transformer, inputs, query_samples, progress=lambda: bar.advance(task))

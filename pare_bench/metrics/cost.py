@@ -9,7 +9,9 @@ import numpy as np
 from pare_bench.metrics.registry import register_metric
 
 
-@register_metric("flops", kind="cost", higher_is_better=False, columns=("flops_per_step", "flops_per_video"))
+@register_metric(
+    "flops", kind="cost", higher_is_better=False, columns=("flops_per_step", "flops_per_video"), options=("videos",)
+)
 def flops(video_records: list[dict]) -> dict[str, float]:
     """Mean executed FLOPs per video and per denoising step (a CFG step counts both branches)."""
     per_video = np.array([r["flops"] for r in video_records], dtype=np.float64)
@@ -17,7 +19,13 @@ def flops(video_records: list[dict]) -> dict[str, float]:
     return {"flops_per_step": float(per_step.mean()), "flops_per_video": float(per_video.mean())}
 
 
-@register_metric("latency", kind="cost", higher_is_better=False, columns=("latency_p50", "latency_p90"))
+@register_metric(
+    "latency",
+    kind="cost",
+    higher_is_better=False,
+    columns=("latency_p50", "latency_p90"),
+    options=("warmup", "repeats"),
+)
 def latency(seconds: list[float]) -> dict[str, float]:
     """Median and p90 of whole-video generation times (batch 1, after warm-up)."""
     return {"latency_p50": float(np.percentile(seconds, 50)), "latency_p90": float(np.percentile(seconds, 90))}

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from cleanfid.fid import frechet_distance
-from rich.progress import Progress
 from torch import nn
 
 from pare_bench.metrics.registry import register_metric
+from pare_bench.progress import progress
 from pare_bench.world.prompts import COLOURS, sample_prompt, train_objects
 from pare_bench.world.render import WorldConfig, render, sample_scene
 
@@ -84,7 +84,7 @@ def train_world_features(steps: int = 600, batch: int = 64, seed: int = 0) -> Wo
     rng, config, objects = random.Random(seed), WorldConfig(), train_objects()
     model = WorldFeatures()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    with Progress() as bar:
+    with progress() as bar:
         task = bar.add_task("train world features", total=steps)
         for _ in range(steps):
             prompts = [sample_prompt(rng, objects, two_object_prob=0.5) for _ in range(batch)]

@@ -16,12 +16,15 @@ class MetricInfo:
     higher_is_better: bool
     columns: tuple[str, ...]  # leaderboard columns it produces
     compute: Callable | None = None  # the function computing it; its signature depends on `kind`
+    options: tuple[str, ...] = ()  # keys a suite's metric entry may give besides `metric` and `reference`
 
 
 METRICS: dict[str, MetricInfo] = {}
 
 
-def register_metric(name: str, *, kind: str, higher_is_better: bool, columns: tuple[str, ...] = ()):
+def register_metric(
+    name: str, *, kind: str, higher_is_better: bool, columns: tuple[str, ...] = (), options: tuple[str, ...] = ()
+):
     """Decorator: `@register_metric("psnr", kind="paired", higher_is_better=True)`; duplicates raise."""
     if kind not in KINDS:
         raise ValueError(f"metric kind {kind!r} is not one of {KINDS}")
@@ -29,7 +32,7 @@ def register_metric(name: str, *, kind: str, higher_is_better: bool, columns: tu
     def decorate(function: Callable) -> Callable:
         if name in METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
-        METRICS[name] = MetricInfo(name, kind, higher_is_better, columns or (name,), function)
+        METRICS[name] = MetricInfo(name, kind, higher_is_better, columns or (name,), function, options)
         return function
 
     return decorate

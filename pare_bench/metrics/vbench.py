@@ -291,7 +291,7 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-@register_metric("vbench", kind="vbench", higher_is_better=True)
+@register_metric("vbench", kind="vbench", higher_is_better=True, options=("dimensions", "mode"))
 def vbench_metric(*args, **kwargs) -> dict:
     """Registered for validation and the report; the runner calls `run_vbench` once per system."""
     return run_vbench(*args, **kwargs)
