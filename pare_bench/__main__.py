@@ -161,6 +161,23 @@ def _bench_systems(args) -> int:
     return 0
 
 
+def _score(args) -> int:
+    from pare_bench.metrics.vbench import vbench_problems
+    from pare_bench.score import ScoreError, score_folder
+
+    out = args.out or Path("runs") / f"score-{args.videos.resolve().name}"
+    problems = vbench_problems(args.dimensions or ["temporal_flickering"]) if "vbench" in args.metrics else []
+    if problems:
+        print("error: cannot score:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        return 2
+    try:
+        score_folder(args.videos, args.reference, args.metrics, args.dimensions, args.world, out)
+    except (ScoreError, KeyError) as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _list(args) -> int:
     from pare_bench.listing import print_listing
 
@@ -197,6 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="delete an earlier run in --out and start over")
     run.add_argument("--retrain", action="store_true", help="rebuild recipe artifacts instead of loading them")
     run.set_defaults(func=_run)
+
+    score = sub.add_parser("score", help="score a folder of mp4 files named {prompt}-{index}.mp4 (VBench's naming)")
+    score.add_argument("videos", type=Path)
+    score.add_argument("--reference", type=Path, default=None, help="folder of the same names: paired metrics and FID")
+    score.add_argument(
+        "--metrics", nargs="+", default=["world"], help="any of: world, psnr, ssim, lpips, fid, vbench (default world)"
+    )
+    score.add_argument("--dimensions", nargs="+", default=[], help="VBench dimensions (default temporal_flickering)")
+    score.add_argument("--world", action="store_true", help="the videos are of the tiny world: world metrics apply")
+    score.add_argument("--out", type=Path, default=None, help="output run directory (default runs/score-<folder>)")
+    score.set_defaults(func=_score)
 
     listing = sub.add_parser("list", help="the suites, systems, metrics or models the harness knows")
     listing.add_argument("what", choices=["suites", "systems", "metrics", "models"])

@@ -22,6 +22,7 @@ Exit codes: 0 no regression, 1 regression, 2 bad input (a missing leaderboard, a
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -93,8 +94,55 @@ def read_leaderboard(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(path, index_col="system")
 
 
-def compare_runs(base: pd.DataFrame, new: pd.DataFrame, tolerances: dict) -> pd.DataFrame:
-    """One row per (system, metric) checked: base, new, allowed bound and whether it regressed."""
+TIMING = ("latency_p50", "latency_p90")
+
+
+def read_manifest(run_dir: Path) -> dict:
+    path = Path(run_dir) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _machine(manifest: dict) -> tuple:
+    hardware = manifest.get("hardware", {})
+    return (
+        hardware.get("cpu_model") or hardware.get("processor"),
+        hardware.get("cpu_count"),
+        hardware.get("cuda_device"),
+    )
+
+
+def context_warnings(base: dict, new: dict) -> tuple[list[str], bool]:
+    """What differs between the two runs besides the code under test, and whether they ran on one machine."""
+    warnings = []
+    if base.get("suite_hash") != new.get("suite_hash"):
+        warnings.append(f"suite hash differs ({base.get('suite_hash')} vs {new.get('suite_hash')}): not the same suite")
+    base_sha, new_sha = base.get("git", {}).get("sha"), new.get("git", {}).get("sha")
+    if base_sha != new_sha:
+        warnings.append(f"git sha differs ({str(base_sha)[:10]} vs {str(new_sha)[:10]})")
+    same_machine = _machine(base) == _machine(new)
+    if not same_machine:
+        warnings.append(
+            f"machine differs ({_machine(base)} vs {_machine(new)}): latency in seconds is not compared; "
+            "speedups (ratios within each run) are"
+        )
+    threads = [m.get("hardware", {}).get("torch_threads") for m in (base, new)]
+    if threads[0] != threads[1]:
+        warnings.append(f"torch thread count differs ({threads[0]} vs {threads[1]}): timings are not comparable")
+    return warnings, same_machine
+
+
+def compare_runs(base: pd.DataFrame, new: pd.DataFrame, tolerances: dict, same_machine: bool = True) -> pd.DataFrame:
+    """One row per (system, metric) checked: base, new, allowed bound and whether it regressed.
+
+    Across machines, seconds are replaced by the speedup against the run's own reference (a ratio measured
+    within each run), with the latency tolerance as the largest allowed ratio. A timing the new run flags
+    as too noisy (`timing_noisy`) is neither passed nor failed: its rows read NOT JUDGED.
+    """
+    tolerances = {kind: dict(values) for kind, values in tolerances.items()}
+    speedup_tolerance = tolerances["cost"].get("latency_p50")
+    if not same_machine:
+        for metric in TIMING:
+            tolerances["cost"].pop(metric, None)
     rows = []
     for system in base.index:
         if system not in new.index:
@@ -111,8 +159,21 @@ def compare_runs(base: pd.DataFrame, new: pd.DataFrame, tolerances: dict) -> pd.
                 after = new.loc[system].get(metric, math.nan)
                 bound = before - tolerance if sign < 0 else before * tolerance
                 worse = pd.isna(after) or (after < bound if sign < 0 else after > bound)
-                rows.append(_row(system, metric, before, after, bound, worse))
+                rows.append(_judged(new, system, metric, _row(system, metric, before, after, bound, worse)))
+        if not same_machine and speedup_tolerance and not pd.isna(base.loc[system].get("speedup", math.nan)):
+            before, after = base.loc[system, "speedup"], new.loc[system].get("speedup", math.nan)
+            bound = before / speedup_tolerance
+            row = _row(system, "speedup", before, after, bound, pd.isna(after) or after < bound)
+            rows.append(_judged(new, system, "speedup", row))
     return pd.DataFrame(rows)
+
+
+def _judged(new: pd.DataFrame, system: str, metric: str, row: dict) -> dict:
+    """A timing row of a system whose new timing is flagged noisy: NOT JUDGED, not counted as a regression."""
+    noisy = str(new.loc[system].get("timing_noisy", False)) == "True"
+    if metric in (*TIMING, "speedup") and noisy:
+        return {**row, "status": "NOT JUDGED (timing spread too large)", "regressed": False}
+    return row
 
 
 def _row(system: str, metric: str, before: float, after: float, bound: float, regressed: bool) -> dict:
@@ -148,10 +209,13 @@ def compare_cli(base_dir: Path, new_dir: Path, tolerance: Path | None, console: 
     console = console or Console(width=None if sys.stdout.isatty() else 160)  # logs: never cut the status column
     try:
         tolerances = load_tolerances(tolerance)
-        table = compare_runs(read_leaderboard(base_dir), read_leaderboard(new_dir), tolerances)
+        warnings, same_machine = context_warnings(read_manifest(base_dir), read_manifest(new_dir))
+        table = compare_runs(read_leaderboard(base_dir), read_leaderboard(new_dir), tolerances, same_machine)
     except CompareError as error:
         console.print(f"error: {error}", style="red", markup=False, highlight=False)
         return 2
+    for warning in warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
     print_comparison(table, console)
     regressions = int(table["regressed"].sum()) if len(table) else 0
     console.print(

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only; no display on CI machines
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pare_bench.intervals import interval_markdown, speedup_intervals  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
 from pare_bench.metrics.vbench_scoring import NORMALIZE, normalized  # noqa: E402
 from pare_bench.metrics.vbench_scoring import scores as vbench_scores  # noqa: E402
@@ -34,6 +35,10 @@ COLUMN_ORDER = (
     "latency_p50",
     "latency_p90",
     "speedup",
+    "speedup_low",
+    "speedup_high",
+    "latency_spread",
+    "timing_noisy",
     "blocks_per_step",
     "route_spread",
     "route_sets_per_step",
@@ -99,6 +104,9 @@ def summarize(records: list[dict], manifest: dict) -> pd.DataFrame:
         table = table.join(routing)
     if "latency_p50" in table:
         table["speedup"] = table.loc[_reference(manifest), "latency_p50"] / table["latency_p50"]
+        for system, values in speedup_intervals(records, _reference(manifest)).items():
+            for key, value in values.items():
+                table.loc[system, key] = value
     return _ordered(table)
 
 
@@ -134,6 +142,10 @@ SEED_COLUMNS = (
     "flops_per_step",
     "latency_p50",
     "speedup",
+    "speedup_low",
+    "speedup_high",
+    "latency_spread",
+    "timing_noisy",
     "blocks_per_step",
     "route_spread",
 )
@@ -271,6 +283,13 @@ def _report(
             "## Leaderboard",
             "",
             table.T.to_markdown(floatfmt=".4g"),  # systems as columns: the metric list is long
+            "",
+            "## Quality with 95% intervals",
+            "",
+            interval_markdown(records, _reference(manifest)),
+            "Mean over videos, percentile bootstrap 95% interval over videos (2,000 resamples), and the number of "
+            "videos behind each number. A world score counts only the videos that have an object it scores "
+            "(docs/WORLD.md). Paired metrics of the reference system read `reference`.",
             "",
             f"World scores are held-in compositions; `_heldout` columns are compositions never trained on. "
             f"PSNR/SSIM compare each video with `{_reference(manifest)}` for the same prompt and seed. "

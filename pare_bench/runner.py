@@ -20,6 +20,7 @@ from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.distributed import Ranks, ranks
 from pare_bench.evaluate import first_frames
 from pare_bench.flops_check import flops_cross_check
+from pare_bench.intervals import print_end_of_run
 from pare_bench.manifest import build_manifest, load_average
 from pare_bench.metrics import get_metric
 from pare_bench.metrics.fid import InceptionFeatures, inception_fid, inception_problems, load_world_features
@@ -341,9 +342,15 @@ def run_suite(
         for system in (s for s in systems if s.dense or s.routed):
             flops_cross_check(store, system)
     store.note_in_manifest("hardware", {"load_average_end": load_average()})
-    write_outputs(store)
-    console.print(f"run written to {store.root}")
+    leaderboard = write_outputs(store)
+    print_end_of_run(store.records(), leaderboard, reference_system(suite), console)
+    console.print(f"run written to {store.root} (leaderboard.csv, report.md, plots/)")
     return store.root
+
+
+def reference_system(suite: Suite) -> str | None:
+    """The system paired metrics compare against, if any."""
+    return next((spec.reference for spec in suite.metrics if spec.reference), None)
 
 
 def set_threads(suite: Suite, threads: int | None) -> None:
