@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on CI machines
-import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pare_bench.intervals import interval_markdown, speedup_intervals  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
 from pare_bench.metrics.vbench_scoring import NORMALIZE, normalized  # noqa: E402
 from pare_bench.metrics.vbench_scoring import scores as vbench_scores  # noqa: E402
+from pare_bench.plots import plot_frame_strips, plot_head_roles, plot_quality_vs_flops  # noqa: E402
 from pare_bench.routing_report import plot_routing, summarize_routing  # noqa: E402
 from pare_bench.store import RunStore  # noqa: E402
 from pare_bench.world.detect import WORLD_METRICS  # noqa: E402
@@ -186,54 +185,6 @@ def _mean_std(mean: float, std: float) -> str:
     return f"{mean:.4g}" if pd.isna(std) else f"{mean:.4g} ± {std:.2g}"
 
 
-def plot_head_roles(records: list[dict], path: Path) -> bool:
-    """Blocks x heads coloured by the teacher's temporal score, a cross on each head a width system removed.
-
-    Systems with the same plan (seed replicas of a deterministic score) share one panel.
-    """
-    plans: dict[tuple, list[str]] = {}
-    temporal = None
-    for record in (r for r in records if r["kind"] == "heads"):
-        temporal = record["temporal"]
-        plans.setdefault(tuple(tuple(heads) for heads in record["keep"]), []).append(record["system"])
-    if temporal is None:
-        return False
-    figure, axes = plt.subplots(1, len(plans), figsize=(3.6 * len(plans), 3.6), squeeze=False)
-    for panel, (axis, (keep, systems)) in enumerate(zip(axes[0], plans.items())):
-        image = axis.imshow(temporal, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        removed = [(h, b) for b, row in enumerate(temporal) for h in range(len(row)) if h not in keep[b]]
-        axis.scatter(*zip(*removed), marker="x", color="red", s=40, label="pruned") if removed else None
-        axis.set_title("\n".join(_shorten(systems)), fontsize=8)
-        axis.set_xlabel("head")
-        axis.set_ylabel("block" if panel == 0 else "")
-    figure.colorbar(image, ax=axes[0].tolist(), label="temporal score (0 same frame, 1 other frames)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return True
-
-
-def _shorten(systems: list[str], most: int = 3) -> list[str]:
-    return systems if len(systems) <= most else [*systems[:most], f"+{len(systems) - most} more"]
-
-
-def plot_quality_vs_flops(table: pd.DataFrame, path: Path) -> None:
-    metrics = [m for m in ("psnr", "motion_direction", "colour_fidelity") if m in table]
-    if "flops_per_video" not in table or not metrics:
-        return
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
-    for axis, metric in zip(axes[0], metrics):
-        axis.scatter(table["flops_per_video"] / 1e9, table[metric])
-        for system, row in table.iterrows():
-            axis.annotate(system, (row["flops_per_video"] / 1e9, row[metric]), fontsize=8)
-        axis.set_xlabel("GFLOPs per video")
-        axis.set_ylabel(metric)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
 def _report(
     table: pd.DataFrame, records: list[dict], manifest: dict, seeds: pd.DataFrame | None, plots: dict[str, bool]
 ) -> str:
@@ -247,6 +198,15 @@ def _report(
             "",
             "Mean ± sample std over the seed replicas of each trained system (each replica's value is its mean "
             "over all videos above); systems without seeds have one row each.",
+            "",
+        ]
+    if plots["frames"]:
+        extra += [
+            "## Frames",
+            "",
+            "![frames](plots/frames.png)",
+            "",
+            f"Every frame of the first sample of a few prompts, each system beside `{_reference(manifest)}`.",
             "",
         ]
     if plots["routing"]:
@@ -345,8 +305,9 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
     seeds = summarize_seeds(table, manifest)
     if seeds is not None:
         seeds.to_csv(store.root / "leaderboard_seeds.csv")
-    plot_quality_vs_flops(table, store.root / "plots" / "quality_vs_flops.png")
+    plot_quality_vs_flops(table, store.root / "plots" / "quality_vs_flops.png", manifest["suite"]["suite"])
     plots = {
+        "frames": plot_frame_strips(store, records, _reference(manifest), store.root / "plots" / "frames.png"),
         "head_roles": plot_head_roles(records, store.root / "plots" / "head_roles.png"),
         "routing": plot_routing(records, store.root / "plots" / "routing.png"),
     }

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Self
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import (
@@ -273,7 +273,7 @@ class RuntimeFlopCounter:
     def __init__(self) -> None:
         self._mode = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> RuntimeFlopCounter:
         self._mode.__enter__()
         return self
 

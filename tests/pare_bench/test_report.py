@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from pare_bench.report import plot_head_roles, summarize, summarize_seeds
+from pare_bench.plots import plot_head_roles
+from pare_bench.report import summarize, summarize_seeds
 
 MANIFEST = {
     "suite": {
@@ -48,7 +49,7 @@ def test_no_seed_summary_without_replicas():
 
 
 def test_head_role_map_draws_one_panel_per_distinct_plan(tmp_path, monkeypatch):
-    import pare_bench.report as report
+    import pare_bench.plots as report
 
     panels = []
     monkeypatch.setattr(report.plt, "subplots", _recording(report.plt.subplots, panels))

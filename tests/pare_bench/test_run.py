@@ -24,6 +24,7 @@ def run_dir(tmp_path_factory):
 def test_run_writes_every_output(run_dir):
     names = ["a yellow circle moving up-0", "a magenta circle moving left-0"]
     expected = {"manifest.json", "records.jsonl", "leaderboard.csv", "report.md", "plots/quality_vs_flops.png"}
+    expected |= {"plots/frames.png"}
     for system in ("baseline", "fbcache"):
         expected |= {f"frames/{system}/{n}.npz" for n in names} | {f"videos/{system}/{n}.mp4" for n in names}
     written = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
@@ -136,7 +137,7 @@ def test_other_suite_in_run_dir_is_refused_and_fresh_starts_over(run_dir, tmp_pa
 
 # ------------------------------------------------------------------------------------- reliability (issue 9)
 
-TIMING = ["latency_p50", "latency_p90", "speedup"]
+TIMING = ["latency_p50", "latency_p90", "speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy"]
 
 
 def _board(run: Path) -> pd.DataFrame:
@@ -369,3 +370,48 @@ def test_bench_systems_times_routed_systems_against_the_baseline(tmp_path, monke
     routed, base = result["systems"]["r"], result["systems"]["baseline"]
     assert base["flops_ratio"] == 1.0 and 0.4 < routed["flops_ratio"] < 0.6  # half the blocks, plus the rest
     assert len(routed["seconds"]) == 2 and routed["of_ideal"] > 0
+
+
+@pytest.mark.integration
+def test_manifest_records_threads_cpu_and_load(run_dir):
+    hardware = json.loads((run_dir / "manifest.json").read_text())["hardware"]
+    assert hardware["torch_threads"] == 1  # the tiny models' default
+    assert hardware["cpu_model"] and len(hardware["load_average_start"]) == len(hardware["load_average_end"]) == 3
+
+
+@pytest.mark.integration
+def test_score_a_folder_agrees_with_the_run_that_made_it(run_dir, tmp_path):
+    """The run's own mp4 files are lossless, so scoring them reproduces the run's paired and world numbers."""
+    out = tmp_path / "scored"
+    videos, reference = run_dir / "videos" / "fbcache", run_dir / "videos" / "baseline"
+    arguments = ["score", str(videos), "--reference", str(reference), "--metrics", "world", "psnr", "--world"]
+    assert main([*arguments, "--out", str(out)]) == 0
+    scored = pd.read_csv(out / "leaderboard.csv", index_col="system")
+    board = pd.read_csv(run_dir / "leaderboard.csv", index_col="system")
+    assert scored.loc["fbcache", "psnr"] == pytest.approx(board.loc["fbcache", "psnr"], abs=1e-9)
+    for column in ("presence", "colour_fidelity", "background_consistency"):
+        assert scored.loc["fbcache", column] == pytest.approx(board.loc["fbcache", column], abs=1e-9)
+        assert scored.loc["reference", column] == pytest.approx(board.loc["baseline", column], abs=1e-9)
+
+
+def test_score_refuses_misnamed_files_and_a_missing_reference(tmp_path, capsys):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert main(["score", str(tmp_path), "--world"]) == 2
+    assert "{prompt}-{index}.mp4" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "nowhere")]) == 2
+    assert main(["score", str(SUITE.parent), "--metrics", "psnr"]) == 2
+
+
+@pytest.mark.integration
+def test_compare_warns_when_the_runs_differ_in_machine_and_threads(run_dir, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["hardware"].update(cpu_model="another CPU", torch_threads=4)
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    main(["compare", str(run_dir), str(other)])
+    out = capsys.readouterr().out
+    assert "machine differs" in out and "thread count differs" in out
+    assert "latency_p50" not in out and "speedup" in out  # across machines: ratios within each run, not seconds
