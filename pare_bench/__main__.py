@@ -77,8 +77,9 @@ def _export(args) -> int:
     store = RunStore(args.run_dir)
     table = summarize(store.records(), json.loads((args.run_dir / "manifest.json").read_text()))
     out = args.out or args.run_dir / "leaderboard_vbench.csv"
-    vbench_style(table).to_csv(out, index=False)
-    print(f"{args.format} leaderboard written to {out}")
+    board = vbench_style(table)
+    board.to_csv(out, index=False)
+    print(f"{args.format} leaderboard written to {out} ({board['Scores note'].iloc[0]})")
     return 0
 
 

@@ -293,7 +293,23 @@ def vbench_style(table: pd.DataFrame) -> pd.DataFrame:
     for column, title in rest.items():
         if column in table:
             out[title] = table[column].to_numpy()
+    out["Scores note"] = _total_note(table)
     return out
+
+
+def _total_note(table: pd.DataFrame) -> list[str]:
+    """Per system, why Total/Quality/Semantic are empty: VBench defines them over all 16 dimensions only."""
+    notes = []
+    for _, row in table.iterrows():
+        measured = sum(1 for d in NORMALIZE if not pd.isna(row.get(f"vbench_{d}", float("nan"))))
+        if measured == len(NORMALIZE):
+            notes.append(f"all {len(NORMALIZE)} dimensions measured")
+        else:
+            notes.append(
+                f"Total/Quality/Semantic empty: {measured} of {len(NORMALIZE)} VBench dimensions measured "
+                "(VBench defines them over all 16)"
+            )
+    return notes
 
 
 def write_outputs(store: RunStore) -> pd.DataFrame:

@@ -89,3 +89,28 @@ def test_bad_tolerance_files_exit_2(text, message, tmp_path, capsys):
 def test_a_directory_without_leaderboard_exits_2(tmp_path, capsys):
     assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
     assert "no leaderboard at" in capsys.readouterr().out
+
+
+def test_a_noisy_timing_is_not_judged():
+    """A latency far past tolerance in a run whose timing is flagged noisy is neither passed nor failed."""
+    new = BASE.copy()
+    new.loc["fbcache", "latency_p50"] = 30.0
+    new["timing_noisy"] = ["False", "True"]
+    table = compare_runs(BASE, new, load_tolerances(None)).set_index(["system", "metric"])
+    assert table.loc[("fbcache", "latency_p50"), "status"] == "NOT JUDGED (timing spread too large)"
+    assert not table["regressed"].any()
+    new["timing_noisy"] = ["False", "False"]
+    assert ("fbcache", "latency_p50") in _regressed(new)
+
+
+def test_speedup_intervals_flag_a_loaded_timing():
+    """Interleaved rounds: steady pairs support the speedup; rounds where load came and went do not."""
+    from pare_bench.intervals import speedup_intervals
+
+    steady = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98]
+    records = [{"kind": "latency", "system": "baseline", "seconds": [2 * s for s in steady]}]
+    quiet = speedup_intervals([*records, {"kind": "latency", "system": "fast", "seconds": steady}], "baseline")
+    assert not quiet["fast"]["timing_noisy"] and quiet["fast"]["speedup_low"] > 1.9
+    loaded = [1.0, 6.0, 1.0, 0.4, 5.0, 1.0]  # another process took the cores for some rounds
+    noisy = speedup_intervals([*records, {"kind": "latency", "system": "fast", "seconds": loaded}], "baseline")
+    assert noisy["fast"]["timing_noisy"]

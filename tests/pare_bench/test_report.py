@@ -93,5 +93,7 @@ def test_vbench_style_csv_has_scores_only_from_all_sixteen_dimensions():
     ]
     assert csv.loc["full", "Total Score"] == pytest.approx(scores(raw)["total"])
     assert math.isnan(csv.loc["partial", "Total Score"])
+    assert csv.loc["partial", "Scores note"].startswith("Total/Quality/Semantic empty: 1 of 16")
+    assert csv.loc["full", "Scores note"] == "all 16 dimensions measured"
     assert csv.loc["partial", "Temporal Flickering (raw)"] == 0.9
     assert csv.loc["partial", "Temporal Flickering (normalized)"] == pytest.approx((0.9 - 0.6293) / (1 - 0.6293))
