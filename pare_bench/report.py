@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on CI machines
 import pandas as pd  # noqa: E402
 
+from pare_bench.hypotheses import compare_to_reference, hypotheses_markdown  # noqa: E402
 from pare_bench.intervals import interval_markdown, speedup_intervals  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
 from pare_bench.metrics.vbench_scoring import NORMALIZE, normalized  # noqa: E402
@@ -251,6 +252,14 @@ def _report(
             "videos behind each number. A world score counts only the videos that have an object it scores "
             "(docs/WORLD.md). Paired metrics of the reference system read `reference`.",
             "",
+            "## Against the reference, decided by intervals",
+            "",
+            hypotheses_markdown(compare_to_reference(records, manifest, _reference(manifest))),
+            "Mean paired difference (system minus reference; same prompt and seed), percentile bootstrap 95% "
+            "interval over prompts and, for systems trained with several recipe seeds, over those seeds. The verdict "
+            "reads the interval in the metric's direction: `better`/`worse` when it excludes zero. Also in "
+            "`hypotheses.csv`.",
+            "",
             f"World scores are held-in compositions; `_heldout` columns are compositions never trained on. "
             f"PSNR/SSIM compare each video with `{_reference(manifest)}` for the same prompt and seed. "
             "Latency is seconds per whole video at batch 1; "
@@ -321,6 +330,7 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
     seeds = summarize_seeds(table, manifest)
     if seeds is not None:
         seeds.to_csv(store.root / "leaderboard_seeds.csv")
+    compare_to_reference(records, manifest, _reference(manifest)).to_csv(store.root / "hypotheses.csv", index=False)
     plot_quality_vs_flops(table, store.root / "plots" / "quality_vs_flops.png", manifest["suite"]["suite"])
     plots = {
         "frames": plot_frame_strips(store, records, _reference(manifest), store.root / "plots" / "frames.png"),

@@ -1,0 +1,117 @@
+"""Each system against the reference, decided by an interval: paired bootstrap over prompts and over seeds.
+
+A comparison of two systems is paired: the same prompt and sample index (so the same seed) on both
+sides. For each quality column the per-video differences are averaged within each prompt, and a
+percentile bootstrap over prompts gives the 95% interval of the mean difference. A system trained
+with several recipe seeds (replicas `name-s0`, `name-s1`, ...) is compared as one: its per-prompt
+difference is the mean over replicas, and a second interval resamples the replicas themselves (the
+spread between trainings).
+
+The verdict reads the interval in the metric's own direction (the registry's `higher_is_better`):
+`better` or `worse` when the whole interval is on one side of zero, `undecided` when it holds zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import bootstrap
+
+from pare_bench.intervals import RESAMPLES, video_values
+from pare_bench.metrics import METRICS
+
+CONFIDENCE = 0.95
+
+
+def _higher_is_better(column: str) -> bool:
+    base = column.removesuffix("_heldout")
+    for info in METRICS.values():
+        if base == info.name or base in info.columns:
+            return info.higher_is_better
+    return True
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    if len(samples) < 2 or np.all(samples == samples[0]):
+        return (math.nan, math.nan)
+    result = bootstrap(
+        (samples,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile", random_state=0
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def verdict(low: float, high: float, higher_is_better: bool) -> str:
+    if math.isnan(low):
+        return "undecided"
+    if low > 0:
+        return "better" if higher_is_better else "worse"
+    if high < 0:
+        return "worse" if higher_is_better else "better"
+    return "undecided"
+
+
+def _groups(manifest: dict) -> dict[str, list[str]]:
+    """Recipe name -> its systems (seed replicas, or the system alone)."""
+    groups: dict[str, list[str]] = {}
+    for system in manifest["suite"]["systems"]:
+        groups.setdefault(system.get("replica_of") or system["name"], []).append(system["name"])
+    return groups
+
+
+def compare_to_reference(records: list[dict], manifest: dict, reference: str) -> pd.DataFrame:
+    """One row per (system group, quality column): n prompts and seeds, mean difference, both intervals, verdict."""
+    values = video_values(records)
+    if not len(values):
+        return pd.DataFrame()
+    values["prompt"] = values["name"].str.rpartition("-")[0]
+    wide = values.pivot_table(index=["column", "name", "prompt"], columns="system", values="value")
+    rows = []
+    for group, systems in _groups(manifest).items():
+        if reference in systems:
+            continue
+        for column in wide.index.get_level_values("column").unique():
+            table = wide.loc[column]
+            present = [s for s in systems if s in table and reference in table]
+            if not present:
+                continue
+            diffs = table[present].sub(table[reference], axis=0)  # (videos, seeds)
+            diffs = diffs.dropna(how="any")
+            if not len(diffs):
+                continue
+            per_prompt = diffs.groupby(level="prompt").mean()  # (prompts, seeds)
+            over_prompts = per_prompt.mean(axis=1).to_numpy()
+            low, high = _interval(over_prompts)
+            seed_low, seed_high = _interval(per_prompt.mean(axis=0).to_numpy()) if len(present) > 1 else (math.nan,) * 2
+            rows.append(
+                {
+                    "system": group,
+                    "reference": reference,
+                    "column": column,
+                    "prompts": len(per_prompt),
+                    "seeds": len(present),
+                    "videos": len(diffs),
+                    "difference": float(over_prompts.mean()),
+                    "low_prompts": low,
+                    "high_prompts": high,
+                    "low_seeds": seed_low,
+                    "high_seeds": seed_high,
+                    "verdict": verdict(low, high, _higher_is_better(column)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def hypotheses_markdown(table: pd.DataFrame) -> str:
+    if not len(table):
+        return "No paired comparison in this run.\n"
+    view = table.copy()
+    view["over prompts"] = [
+        f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]" for d, lo, hi in zip(view.difference, view.low_prompts, view.high_prompts)
+    ]
+    view["over seeds"] = [
+        "-" if math.isnan(lo) else f"[{lo:+.3g}, {hi:+.3g}]" for lo, hi in zip(view.low_seeds, view.high_seeds)
+    ]
+    columns = ["system", "reference", "column", "prompts", "seeds", "over prompts", "over seeds", "verdict"]
+    return view[columns].to_markdown(index=False) + "\n"
