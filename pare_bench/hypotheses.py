@@ -34,8 +34,10 @@ def _higher_is_better(column: str) -> bool:
 
 
 def _interval(samples: np.ndarray) -> tuple[float, float]:
-    if len(samples) < 2 or np.all(samples == samples[0]):
+    if len(samples) < 2:
         return (math.nan, math.nan)
+    if np.all(samples == samples[0]):  # no spread: every resample has the same mean
+        return (float(samples[0]), float(samples[0]))
     result = bootstrap(
         (samples,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile", random_state=0
     )

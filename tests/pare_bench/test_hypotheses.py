@@ -1,0 +1,49 @@
+"""Paired comparisons decided by intervals, on hand-made records with known answers."""
+
+import numpy as np
+
+from pare_bench.hypotheses import compare_to_reference, verdict
+
+
+def _records(system: str, values: dict[str, float], metric: str = "motion_direction") -> list[dict]:
+    return [
+        {"kind": "metric", "system": system, "name": name, "metric": "world", "values": {metric: v}, "held_out": False}
+        for name, v in values.items()
+    ]
+
+
+def _manifest(*systems) -> dict:
+    return {
+        "suite": {"systems": [dict(name=s, **({"replica_of": s[:-3]} if s[-3:-1] == "-s" else {})) for s in systems]}
+    }
+
+
+def test_a_clear_gap_is_decided_and_noise_is_undecided():
+    rng = np.random.default_rng(0)
+    names = [f"prompt {p}-{i}" for p in range(20) for i in range(2)]
+    reference = {n: 0.5 + 0.01 * rng.standard_normal() for n in names}
+    worse = {n: v - 0.2 for n, v in reference.items()}
+    same = {n: v + 0.05 * rng.standard_normal() for n, v in reference.items()}
+    records = _records("baseline", reference) + _records("worse", worse) + _records("same", same)
+    table = compare_to_reference(records, _manifest("baseline", "worse", "same"), "baseline").set_index("system")
+    assert table.loc["worse", "verdict"] == "worse" and table.loc["worse", "prompts"] == 20
+    assert abs(table.loc["worse", "difference"] + 0.2) < 1e-9
+    assert table.loc["same", "verdict"] == "undecided"
+
+
+def test_seed_replicas_are_one_system_with_an_interval_over_seeds():
+    names = [f"prompt {p}-0" for p in range(10)]
+    records = _records("baseline", dict.fromkeys(names, 0.5))
+    for seed, shift in enumerate((0.1, 0.12, 0.08)):
+        records += _records(f"pare-s{seed}", {n: 0.5 + shift for n in names})
+    table = compare_to_reference(records, _manifest("baseline", "pare-s0", "pare-s1", "pare-s2"), "baseline")
+    row = table.set_index("system").loc["pare"]
+    assert row["seeds"] == 3 and abs(row["difference"] - 0.1) < 1e-9
+    assert 0.08 - 1e-9 <= row["low_seeds"] <= row["high_seeds"] <= 0.12 + 1e-9
+    assert row["verdict"] == "better"  # every prompt gives the same +0.1
+
+
+def test_verdict_reads_the_metric_direction():
+    assert verdict(0.1, 0.3, higher_is_better=True) == "better"
+    assert verdict(0.1, 0.3, higher_is_better=False) == "worse"
+    assert verdict(-0.1, 0.3, higher_is_better=True) == "undecided"
