@@ -56,8 +56,26 @@ def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def teacher_key(teacher: TinyWan) -> str:
+    """`name@digest`: the teacher's name and a digest of its weights, the teacher part of every recipe hash.
+
+    With the name alone, a retrained teacher silently loaded the students distilled from the old one.
+    """
+    digest = hashlib.sha256()
+    for module in (teacher.transformer, teacher.text_encoder):
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return f"{teacher.name}@{digest.hexdigest()[:12]}"
+
+
+def profile_path(teacher: TinyWan, root: Path) -> Path:
+    """The cached head profile of this teacher (its weights' digest in the name)."""
+    return root / teacher.name / f"heads-{teacher_key(teacher).partition('@')[2]}.json"
+
+
 def teacher_profile(teacher: TinyWan, root: Path) -> HeadProfile:
-    path = root / teacher.name / "heads.json"
+    path = profile_path(teacher, root)
     if path.is_file():
         return HeadProfile.load(path)
     profile = profile_model(teacher)
@@ -146,7 +164,7 @@ def train_width_student(
     _write_recipe(
         directory,
         {
-            "teacher": teacher.name,
+            "teacher": teacher_key(teacher),
             "width": recipe.model_dump(mode="json"),
             "heads_per_block": plan.heads_per_block,
             "cross_heads_per_block": plan.cross_heads_per_block,
@@ -157,7 +175,7 @@ def train_width_student(
 
 def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
     """The recovered student of `recipe`, from the artifact cache or trained now."""
-    directory = root / teacher.name / f"width-{recipe_hash(teacher.name, recipe)}"
+    directory = root / teacher.name / f"width-{recipe_hash(teacher_key(teacher), recipe)}"
     weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
     if weights.is_file() and not retrain:
         return owned(PrunedWanTransformer3DModel.from_pretrained(directory / "transformer").eval())
@@ -231,7 +249,7 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
         student, router = train_joint(
             student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step, pool=pool
         )
-    record = {"teacher": teacher.name, **recipe.model_dump(mode="json", include={"width", "depth"})}
+    record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", include={"width", "depth"})}
     save_depth_artifact(directory, student, router, {**record, "block_importance": importance, "static_keep": keep})
     return student, router
 
@@ -285,7 +303,7 @@ def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
 def depth_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
     """(student, router) of a recipe with a depth part, from the artifact cache or trained now. The router is
     returned detached, in eval mode; attach it with `pare_core.router.apply_router`."""
-    directory = root / teacher.name / f"depth-{depth_hash(teacher.name, recipe)}"
+    directory = root / teacher.name / f"depth-{depth_hash(teacher_key(teacher), recipe)}"
     if (directory / "router.safetensors").is_file() and not retrain:
         return load_depth_artifact(directory)
     if retrain:
@@ -413,7 +431,7 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, ret
     from pare_core.step_distill import StepDistillConfig, distill_steps
 
     sd = recipe.step_distill
-    directory = root / teacher.name / f"sd-{step_hash(teacher.name, recipe)}"
+    directory = root / teacher.name / f"sd-{step_hash(teacher_key(teacher), recipe)}"
     weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
     student = base_transformer(teacher, recipe, root)  # routed and pruned as the recipe says; weights replaced below
     if weights.is_file() and not retrain:
@@ -435,5 +453,5 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, ret
         pairs = segment_pairs(teacher, data, sd, config.batch)
         student = distill_steps(student, pairs, config, state, on_checkpoint, on_step)
     student.save_pretrained(directory / "transformer")
-    _write_recipe(directory, {"teacher": teacher.name, **recipe.model_dump(mode="json", exclude_none=True)})
+    _write_recipe(directory, {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)})
     return student.eval()

@@ -1,12 +1,18 @@
-"""Plot the teachers' training logs (loss and in-training EMA eval scores) to docs/teachers/curves.png.
+"""Plot teacher training logs: loss, the swap probe, and in-training EMA eval scores.
 
-Usage: python scripts/plot_teacher_logs.py
+Usage: python scripts/plot_teacher_logs.py [RUN_DIR ...] [--out PNG]
+Each RUN_DIR holds a `log.jsonl` written by `python -m pare_bench train-teacher` (default: every folder
+under docs/teachers/). The swap probe is the loss with each moving object's direction word swapped for
+its opposite minus the loss with the right word, at fixed noise levels: above zero means the model
+uses the word.
 """
 
+import argparse
 import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -14,25 +20,49 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).parents[1] / "docs" / "teachers"
 
 
-def main() -> None:
-    figure, (loss_axis, eval_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for log in sorted(ROOT.glob("*/log.jsonl")):
-        records = [json.loads(line) for line in log.read_text().splitlines()]
-        loss_axis.plot([r["step"] for r in records], [r["loss"] for r in records], label=log.parent.name, lw=0.6)
+def _smooth(values: list[float], window: int = 25) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot(runs: list[Path], out: Path) -> None:
+    figure, (loss_axis, probe_axis, eval_axis) = plt.subplots(1, 3, figsize=(15, 3.8))
+    for run in runs:
+        records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        loss = _smooth([r["loss"] for r in records])
+        loss_axis.plot(np.arange(len(loss)) + len(records) - len(loss) + 1, loss, lw=0.8, label=run.name)
+        probes = [r for r in records if any(k.startswith("swap_") for k in r)]
+        for key, style in (("swap_0.5", ":"), ("swap_0.75", "--"), ("swap_0.9", "-")):
+            if probes and key in probes[0]:
+                probe_axis.plot(
+                    [r["step"] for r in probes], [r[key] for r in probes], style, label=f"{run.name} t={key[5:]}"
+                )
         evals = [r for r in records if "eval" in r]
-        for metric, style in (("colour_fidelity", "-o"), ("motion_direction", "--s")):
-            eval_axis.plot(
-                [r["step"] for r in evals],
-                [r["eval"][metric] for r in evals],
-                style,
-                label=f"{log.parent.name} {metric}",
-            )
-    loss_axis.set(xlabel="step", ylabel="flow-matching loss", yscale="log", title="training loss (batch 256)")
+        for metric, style in (("motion_direction", "-o"), ("still_accuracy", "--s"), ("colour_fidelity", ":^")):
+            if evals and metric in evals[0]["eval"]:
+                eval_axis.plot(
+                    [r["step"] for r in evals], [r["eval"][metric] for r in evals], style, label=f"{run.name} {metric}"
+                )
+    loss_axis.set(xlabel="step", ylabel="loss (25-step mean)", yscale="log", title="training loss (motion-weighted)")
+    probe_axis.axhline(0, color="grey", lw=0.5)
+    probe_axis.set(xlabel="step", ylabel="loss(swapped word) - loss(right word)", title="swap probe (EMA weights)")
     eval_axis.set(xlabel="step", ylabel="score", ylim=(0, 1.05), title="EMA on held-out seeds (eval split)")
-    loss_axis.legend(fontsize=7)
-    eval_axis.legend(fontsize=7)
+    for axis in (loss_axis, probe_axis, eval_axis):
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(ROOT / "curves.png", dpi=100)
+    figure.savefig(out, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "curves.png")
+    args = parser.parse_args()
+    runs = args.runs or sorted(p.parent for p in ROOT.glob("*/log.jsonl"))
+    plot(runs, args.out)
 
 
 if __name__ == "__main__":

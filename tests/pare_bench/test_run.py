@@ -269,19 +269,19 @@ def test_kill_and_resume_at_random_points_gives_the_same_leaderboard(run_dir, tm
 
 
 def test_corrupt_recovery_checkpoint_is_named_and_exits_2(tmp_path, monkeypatch, capsys):
-    import shutil
 
     import pare_bench.recipes as recipes
     from pare_bench.suite import load_suite
+    from pare_bench.zoo import load_tiny
 
     monkeypatch.setattr(recipes, "ARTIFACTS_DIR", tmp_path / "artifacts")
     suite = _write_suite(
         tmp_path, "systems:\n  - {name: baseline}\n  - {name: pw, recipe: {width: {ratio: 0.5, recovery_steps: 4}}}\n"
     )
     recipe = load_suite(suite).system("pw").recipe.width
-    directory = tmp_path / "artifacts" / "tiny-wan-t2v" / f"width-{recipes.recipe_hash('tiny-wan-t2v', recipe)}"
+    key = recipes.teacher_key(load_tiny("tiny-wan-t2v"))
+    directory = tmp_path / "artifacts" / "tiny-wan-t2v" / f"width-{recipes.recipe_hash(key, recipe)}"
     directory.mkdir(parents=True)
-    shutil.copy(Path(recipes.__file__).parent / "artifacts" / "tiny-wan-t2v" / "heads.json", directory.parent)
     (directory / "recovery.pt").write_bytes(b"truncated")
     (directory / "recovery.pt.sha256").write_text("0" * 64)
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--limit", "1"]) == 2
