@@ -25,14 +25,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from pare_bench import vbench_i2v
 from pare_bench.metrics.registry import METRICS, did_you_mean
 from pare_bench.yaml_source import FatalSuiteProblem, Loc, format_loc, locate_problem, read_with_includes
 
 KNOWN_CACHE_METHODS = ("first_block", "pyramid_attention_broadcast", "taylorseer")  # systems.CACHE_METHODS
 WORLD_PREFIX = "world:"
 VBENCH_PREFIX = "vbench:"  # VBench's own prompt suite, read from the VBench environment
-VBENCH_I2V_PREFIX = "vbench-i2v:"  # VBench's I2V image suite (pare_bench.vbench_i2v), one crop ratio
-I2V_RATIOS = ("1-1", "8-5", "7-4", "16-9")
+VBENCH_I2V_PREFIX, I2V_RATIOS = vbench_i2v.PREFIX, vbench_i2v.RATIOS  # VBench's I2V image suite, one crop ratio
 _LOADING = "pare_bench.suite.loading"  # validation context flag: load_suite does the cross-field checks itself
 
 
@@ -603,8 +603,6 @@ def resolve_prompts(suite: Suite, suite_path: Path) -> list[str]:
 
         return split_prompts(suite.prompts[len(WORLD_PREFIX) :])
     if suite.prompts.startswith(VBENCH_I2V_PREFIX):
-        from pare_bench import vbench_i2v
-
         directory, ratio = vbench_i2v.locate(suite, suite_path)
         problems = vbench_i2v.problems(directory, ratio)
         if problems:

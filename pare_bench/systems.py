@@ -101,10 +101,8 @@ def build_system(
 ) -> System:
     """The system's model: the teacher, or the student its recipe trains (cached), plus its cache hook."""
     sampling = SamplingConfig(**suite.sampling_for(spec).model_dump(), frames=suite.frames)
-    if not isinstance(teacher, TinyWan):
-        from pare_bench.wan_run import build_wan_system
-
-        return build_wan_system(spec, teacher, sampling)
+    if not isinstance(teacher, TinyWan):  # a real model's run builds its own systems (wan_run.WanRun)
+        return teacher.build_system(spec, sampling)
     model = teacher
     recipe = spec.recipe
     if recipe is not None:

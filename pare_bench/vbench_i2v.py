@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pare_bench.suite import I2V_RATIOS, VBENCH_I2V_PREFIX
-
-PREFIX, RATIOS = VBENCH_I2V_PREFIX, I2V_RATIOS  # `prompts: vbench-i2v:<ratio>`, and the crops the suite offers
+# `prompts: vbench-i2v:<ratio>`, and the crops the image suite offers. This module owns both; the suite
+# schema imports them (this module imports nothing of the suite's, so there is no cycle).
+PREFIX, RATIOS = "vbench-i2v:", ("1-1", "8-5", "7-4", "16-9")
 
 INFO_FILE = "vbench2_i2v_full_info.json"
 ENV = "VBENCH_I2V_DIR"

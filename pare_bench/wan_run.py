@@ -43,6 +43,10 @@ class WanRun:
     def transformer(self) -> torch.nn.Module:
         return self.pipe.transformer
 
+    def build_system(self, spec: SystemSpec, sampling: SamplingConfig) -> WanSystem:
+        """The suite system `spec` on this run's pipeline (systems.build_system asks the loaded model for it)."""
+        return build_wan_system(spec, self, sampling)
+
     def first_frames(self, prompts: list[str]) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1]: each prompt's image from the image suite, at the run's size."""
         from pare_bench.vbench_i2v import load_image
