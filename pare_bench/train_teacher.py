@@ -20,6 +20,7 @@ import copy
 import json
 import math
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -162,6 +163,21 @@ def _ema_update(ema: TinyWan, model: TinyWan, decay: float) -> None:
                 e.lerp_(p, 1 - decay)
 
 
+class GracefulStop:
+    """Turns SIGINT and SIGTERM into a flag the training loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {signum: signal.signal(signum, self._request) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
 def initial_model(name: str, recipe: TeacherRecipe) -> TinyWan:
     """Random weights, or the weights `recipe.init` names ("shipped": the package's copy)."""
     if recipe.init is None:
@@ -198,6 +214,7 @@ def train_teacher(
     model.transformer.train()
     step = state["step"]
     probes = probe_batch(model) if recipe.probe_every else None
+    stop = GracefulStop()  # SIGINT / SIGTERM: finish the step, write the checkpoint and the EMA, then return
     with progress(
         None,
         TextColumn(f"train {name}"),
@@ -208,7 +225,7 @@ def train_teacher(
     ) as bar:
         task = bar.add_task("train", total=recipe.steps, completed=step, loss=float("nan"))
         started = time.monotonic()
-        while step < recipe.steps and time.monotonic() < deadline:
+        while step < recipe.steps and time.monotonic() < deadline and not stop.requested:
             # With a wall-clock budget the schedule follows whichever runs out first, steps or time.
             share = max(step / recipe.steps, (time.monotonic() - started) / (deadline - started))
             lr = lr_at(step, share, recipe)
@@ -245,6 +262,8 @@ def train_teacher(
                     },
                 )
                 log.flush()
+    stop.restore()
+    log.close()
     save_checkpoint(
         checkpoint,
         model=model,

@@ -20,3 +20,46 @@ def test_training_checkpoints_resume_and_detect_corruption(tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes()[:-100])
     with pytest.raises(CorruptCheckpointError, match="checkpoint.pt"):
         train_teacher("tiny-wan-t2v", tmp_path, longer)
+
+
+def test_motion_mask_marks_the_pixels_that_change_between_frames():
+    import torch
+
+    from pare_bench.train_teacher import motion_mask
+    from pare_bench.world.render import render, sample_scene
+
+    still, moving = (render([sample_scene(f"a red square {m}", 3)]) for m in ("standing still", "moving right"))
+    assert motion_mask(still).sum() == 0
+    share = float(motion_mask(moving).mean())
+    assert 0.05 < share < 0.3, share  # the leading and trailing edges, not the whole frame
+    assert torch.equal(motion_mask(moving)[:, :, 0], motion_mask(moving)[:, :, 0].bool().float())
+
+
+def test_swap_probe_is_zero_for_a_model_blind_to_words_and_not_for_the_teacher():
+    """The probe swaps each direction word for its opposite: a model whose text encoder outputs a constant
+    cannot tell, so the loss difference is exactly zero; the shipped teacher reads its words."""
+    import torch
+
+    from pare_bench.train_teacher import probe_batch, swap_probe
+
+    teacher = load_tiny("tiny-wan-t2v")
+    batches = probe_batch(teacher, size=4)
+    assert any(abs(v) > 0 for v in swap_probe(teacher, batches).values())
+    with torch.no_grad():
+        teacher.text_encoder.word.weight.zero_()  # every word the same embedding
+    assert all(v == 0.0 for v in swap_probe(teacher, batches).values())
+
+
+@pytest.mark.slow
+def test_training_from_shipped_weights_stops_cleanly_on_sigint(tmp_path):
+    import os
+    import signal
+    import threading
+
+    recipe = TeacherRecipe(steps=50, batch=2, eval_every=0, checkpoint_every=100, warmup=1, init="shipped")
+    threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    ema_dir = train_teacher("tiny-wan-t2v", tmp_path, recipe)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert 0 < len(steps) < 50  # stopped early, after a whole step
+    assert (ema_dir / "transformer").is_dir() and (tmp_path / "checkpoint.pt").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
