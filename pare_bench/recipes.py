@@ -103,7 +103,7 @@ def recovery_batches(teacher: TinyWan, seed: int):
 def width_plan(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR) -> tuple[HeadProfile, HeadPlan]:
     """The teacher's head profile and the heads `recipe` keeps (deterministic: the plan is never stored twice)."""
     profile = teacher_profile(teacher, root)
-    plan = plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed)
+    plan = plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed, recipe.temporal_quota)
     if recipe.cross_ratio > 0:
         plan = replace(plan, cross_keep=plan_cross_heads(teacher.transformer, recipe.cross_ratio))
     return profile, plan

@@ -65,7 +65,7 @@ class Seed(BaseModel):
     base: int = Field(0, ge=0)  # sample i of a prompt uses seed base + i
 
 
-WIDTH_SCORES = ("temporal_aware", "importance", "magnitude", "random", "uniform")  # pare_core.heads.SCORES
+WIDTH_SCORES = ("temporal_aware", "temporal_quota", "importance", "magnitude", "random", "uniform")  # heads.SCORES
 
 
 class WidthRecipe(BaseModel):
@@ -75,8 +75,11 @@ class WidthRecipe(BaseModel):
 
     ratio: float = Field(ge=0.0, lt=1.0)  # share of self-attention heads removed
     cross_ratio: float = Field(0.0, ge=0.0, lt=1.0)  # share of cross-attention heads removed (magnitude-ranked)
-    score: Literal["temporal_aware", "importance", "magnitude", "random", "uniform"] = "temporal_aware"
+    score: Literal["temporal_aware", "temporal_quota", "importance", "magnitude", "random", "uniform"] = (
+        "temporal_aware"
+    )
     temporal_weight: float = Field(1.0, ge=0.0)  # temporal_aware: weight of the temporal score
+    temporal_quota: float = Field(0.5, ge=0.0, le=1.0)  # temporal_quota: share of kept heads from the temporal half
     recovery_steps: int = Field(200, ge=0)  # stage-1 distillation steps (0: prune only)
     norm_correction: bool = True  # fold the calibrated q/k RMS shift into the kept norm weights
     seed: int = Field(0, ge=0)  # seeds the random score and the recovery data

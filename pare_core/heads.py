@@ -207,7 +207,41 @@ def head_scores(profile: HeadProfile, method: str, temporal_weight: float = 1.0,
     raise ValueError(f"unknown head score {method!r}; known: {SCORES}")
 
 
-SCORES = ("temporal_aware", "importance", "magnitude", "random", "uniform")
+SCORES = ("temporal_aware", "temporal_quota", "importance", "magnitude", "random", "uniform")
+
+
+def select_with_temporal_quota(profile: HeadProfile, ratio: float, quota: float) -> HeadPlan:
+    """Keep `quota` of the kept heads from the temporal half, the rest by importance.
+
+    A weighted score (temporal_aware) only changes the plan where importances are close: on the tiny
+    teacher the temporal term left the plan equal to plain importance up to a weight of about 4.25. Here
+    the temporal heads (temporal score at or above the median) get `quota` of the budget outright, taken
+    by importance within them; the other slots go to the most important remaining heads of any role.
+    """
+    importance, temporal = torch.tensor(profile.importance), torch.tensor(profile.temporal)
+    blocks, heads = importance.shape
+    budget = max(blocks, round((1 - ratio) * blocks * heads))
+    is_temporal = temporal >= temporal.median()
+    ranked = importance.flatten().argsort(descending=True).tolist()
+    chosen = {(b, int(importance[b].argmax())) for b in range(blocks)}  # every block keeps its best head
+    reserved = round(quota * budget)
+    for flat in ranked:
+        if sum(bool(is_temporal[b, h]) for b, h in chosen) >= reserved or len(chosen) >= budget:
+            break
+        if is_temporal.flatten()[flat]:
+            chosen.add(divmod(flat, heads))
+    for flat in ranked:
+        if len(chosen) >= budget:
+            break
+        chosen.add(divmod(flat, heads))
+    return HeadPlan(tuple(tuple(sorted(h for b, h in chosen if b == block)) for block in range(blocks)))
+
+
+def plan_overlap(a: HeadPlan, b: HeadPlan) -> float:
+    """Jaccard overlap of the kept (block, head) sets of two plans: 1.0 when they keep the same heads."""
+    kept_a = {(block, head) for block, keep in enumerate(a.keep) for head in keep}
+    kept_b = {(block, head) for block, keep in enumerate(b.keep) for head in keep}
+    return len(kept_a & kept_b) / len(kept_a | kept_b)
 
 
 def select_heads(scores: torch.Tensor, ratio: float, per_block_equal: bool = False) -> HeadPlan:
@@ -232,8 +266,15 @@ def select_heads(scores: torch.Tensor, ratio: float, per_block_equal: bool = Fal
 
 
 def plan_heads(
-    profile: HeadProfile, method: str, ratio: float, temporal_weight: float = 1.0, seed: int = 0
+    profile: HeadProfile,
+    method: str,
+    ratio: float,
+    temporal_weight: float = 1.0,
+    seed: int = 0,
+    temporal_quota: float = 0.5,
 ) -> HeadPlan:
+    if method == "temporal_quota":
+        return select_with_temporal_quota(profile, ratio, temporal_quota)
     scores = head_scores(profile, method, temporal_weight, seed)
     return select_heads(scores, ratio, per_block_equal=method == "uniform")
 

@@ -213,3 +213,24 @@ def test_cross_norm_shift_covers_text_and_image_keys(i2v_model):
 def test_a_pruned_model_is_not_pruned_again(model):
     with pytest.raises(ValueError, match="already head-pruned"):
         prune_heads(prune_heads(model, HALF), HALF)
+
+
+def test_temporal_quota_changes_the_plan_where_a_weighted_score_does_not():
+    """Importance favours spatial heads here; a weighted temporal score at weight 1 keeps the same plan as
+    importance, the quota reserves half the budget for temporal heads (overlap reported as Jaccard)."""
+    from pare_core.heads import HeadProfile, plan_heads, plan_overlap
+
+    generator = torch.Generator().manual_seed(0)
+    temporal = torch.rand(4, 8, generator=generator)
+    importance = 1.0 + 10 * (1 - temporal)  # the most temporal heads are the least important
+    zeros = torch.zeros(4, 8).tolist()
+    profile = HeadProfile(temporal.tolist(), zeros, importance.tolist(), zeros, frames=8)
+    by_importance = plan_heads(profile, "importance", 0.5)
+    weighted = plan_heads(profile, "temporal_aware", 0.5, temporal_weight=1.0)
+    quota = plan_heads(profile, "temporal_quota", 0.5, temporal_quota=0.5)
+    assert plan_overlap(by_importance, weighted) == 1.0
+    assert sum(quota.heads_per_block) == sum(by_importance.heads_per_block) == 16
+    is_temporal = temporal >= temporal.median()
+    kept_temporal = sum(bool(is_temporal[b, h]) for b, keep in enumerate(quota.keep) for h in keep)
+    assert kept_temporal >= 8 and plan_overlap(by_importance, quota) < 0.7
+    assert plan_overlap(quota, quota) == 1.0
