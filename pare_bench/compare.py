@@ -33,21 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from pare_bench.metrics.vbench_scoring import DIMENSIONS as VBENCH_DIMENSIONS
-from pare_bench.world.detect import WORLD_METRICS
+from pare_bench.metrics import METRICS  # noqa: F401  (registers every metric before the defaults are read)
+from pare_bench.metrics.registry import default_tolerances
 
-_WORLD = (*WORLD_METRICS, "shape_accuracy")
-DEFAULT_TOLERANCES = {
-    "quality": {
-        "psnr": 0.5,
-        "ssim": 0.01,
-        **{name: 0.05 for name in _WORLD},
-        **{f"{name}_heldout": 0.05 for name in _WORLD},
-        **{f"vbench_{name}": 0.02 for name in (*VBENCH_DIMENSIONS, "total", "quality", "semantic")},
-    },
-    "lower": {"fid": 1.10, "lpips": 1.10},
-    "cost": {"flops_per_step": 1.01, "flops_per_video": 1.01, "latency_p50": 1.5, "latency_p90": 1.5},
-}
+DEFAULT_TOLERANCES = default_tolerances()  # owned by each metric's registry entry
 
 
 class Tolerances(BaseModel):

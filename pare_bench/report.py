@@ -17,9 +17,8 @@ from pare_bench.metrics.vbench_scoring import scores as vbench_scores  # noqa: E
 from pare_bench.plots import plot_frame_strips, plot_head_roles, plot_quality_vs_flops  # noqa: E402
 from pare_bench.routing_report import plot_routing, summarize_routing  # noqa: E402
 from pare_bench.store import RunStore  # noqa: E402
-from pare_bench.world.detect import WORLD_METRICS  # noqa: E402
 
-WORLD_COLUMNS = (*WORLD_METRICS, "shape_accuracy")
+WORLD_COLUMNS = get_metric("world").columns  # the registry entry owns the world metric's columns
 COLUMN_ORDER = (
     "videos",
     "failures",

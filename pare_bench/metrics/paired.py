@@ -57,12 +57,12 @@ def _frames(video: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(video).permute(0, 3, 1, 2).to(torch.float64) / 255.0
 
 
-@register_metric("psnr", kind="paired", higher_is_better=True)
+@register_metric("psnr", kind="paired", higher_is_better=True, tolerance=0.5)  # dB
 def psnr(video: np.ndarray, reference: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(_frames(video), _frames(reference), data_range=1.0))
 
 
-@register_metric("ssim", kind="paired", higher_is_better=True)
+@register_metric("ssim", kind="paired", higher_is_better=True, tolerance=0.01)
 def ssim(video: np.ndarray, reference: np.ndarray) -> float:
     value = structural_similarity_index_measure(
         _frames(video), _frames(reference), data_range=1.0, kernel_size=11, sigma=1.5, reduction="elementwise_mean"
@@ -70,7 +70,7 @@ def ssim(video: np.ndarray, reference: np.ndarray) -> float:
     return float(value)
 
 
-@register_metric("lpips", kind="paired", higher_is_better=False)
+@register_metric("lpips", kind="paired", higher_is_better=False, tolerance=1.10)
 def lpips(video: np.ndarray, reference: np.ndarray) -> float:
     model = _lpips_model()
     with torch.no_grad():

@@ -17,13 +17,27 @@ class MetricInfo:
     columns: tuple[str, ...]  # leaderboard columns it produces
     compute: Callable | None = None  # the function computing it; its signature depends on `kind`
     options: tuple[str, ...] = ()  # keys a suite's metric entry may give besides `metric` and `reference`
+    # The regression gate's default for each column: an absolute drop for higher-is-better quality, the
+    # largest ratio new / base for lower-is-better quality and for cost. None: the gate does not check it.
+    tolerance: float | None = None
+    heldout: bool = False  # its columns also appear as `<column>_heldout` (world scores on held-out compositions)
+
+    def gate_columns(self) -> tuple[str, ...]:
+        return (*self.columns, *(f"{c}_heldout" for c in self.columns)) if self.heldout else self.columns
 
 
 METRICS: dict[str, MetricInfo] = {}
 
 
 def register_metric(
-    name: str, *, kind: str, higher_is_better: bool, columns: tuple[str, ...] = (), options: tuple[str, ...] = ()
+    name: str,
+    *,
+    kind: str,
+    higher_is_better: bool,
+    columns: tuple[str, ...] = (),
+    options: tuple[str, ...] = (),
+    tolerance: float | None = None,
+    heldout: bool = False,
 ):
     """Decorator: `@register_metric("psnr", kind="paired", higher_is_better=True)`; duplicates raise."""
     if kind not in KINDS:
@@ -32,10 +46,23 @@ def register_metric(
     def decorate(function: Callable) -> Callable:
         if name in METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
-        METRICS[name] = MetricInfo(name, kind, higher_is_better, columns or (name,), function, options)
+        METRICS[name] = MetricInfo(
+            name, kind, higher_is_better, columns or (name,), function, options, tolerance, heldout
+        )
         return function
 
     return decorate
+
+
+def default_tolerances() -> dict[str, dict[str, float]]:
+    """The gate's defaults, from each metric's registry entry: quality (absolute drop), lower (ratio), cost (ratio)."""
+    tolerances: dict[str, dict[str, float]] = {"quality": {}, "lower": {}, "cost": {}}
+    for info in METRICS.values():
+        if info.tolerance is None:
+            continue
+        group = "cost" if info.kind == "cost" else ("quality" if info.higher_is_better else "lower")
+        tolerances[group].update(dict.fromkeys(info.gate_columns(), info.tolerance))
+    return tolerances
 
 
 def did_you_mean(name: str, known) -> str:

@@ -291,7 +291,14 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-@register_metric("vbench", kind="vbench", higher_is_better=True, options=("dimensions", "mode"))
+@register_metric(
+    "vbench",
+    kind="vbench",
+    higher_is_better=True,
+    columns=tuple(f"vbench_{name}" for name in (*DIMENSIONS, "total", "quality", "semantic")),
+    options=("dimensions", "mode"),
+    tolerance=0.02,
+)
 def vbench_metric(*args, **kwargs) -> dict:
     """Registered for validation and the report; the runner calls `run_vbench` once per system."""
     return run_vbench(*args, **kwargs)

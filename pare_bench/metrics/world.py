@@ -8,6 +8,13 @@ from pare_bench.metrics.registry import register_metric
 from pare_bench.world.detect import WORLD_METRICS, score_video
 
 
-@register_metric("world", kind="world", higher_is_better=True, columns=(*WORLD_METRICS, "shape_accuracy"))
+@register_metric(
+    "world",
+    kind="world",
+    higher_is_better=True,
+    columns=(*WORLD_METRICS, "shape_accuracy"),
+    tolerance=0.05,
+    heldout=True,
+)
 def world(video: np.ndarray, prompt: str) -> dict[str, float]:
     return score_video(video, prompt)

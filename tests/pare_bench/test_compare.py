@@ -114,3 +114,13 @@ def test_speedup_intervals_flag_a_loaded_timing():
     loaded = [1.0, 6.0, 1.0, 0.4, 5.0, 1.0]  # another process took the cores for some rounds
     noisy = speedup_intervals([*records, {"kind": "latency", "system": "fast", "seconds": loaded}], "baseline")
     assert noisy["fast"]["timing_noisy"]
+
+
+def test_gate_defaults_come_from_the_metric_registry():
+    from pare_bench.metrics import METRICS
+
+    world = METRICS["world"]
+    assert {f"{c}_heldout" for c in world.columns} <= set(DEFAULT_TOLERANCES["quality"])
+    assert DEFAULT_TOLERANCES["quality"]["still_accuracy"] == world.tolerance
+    assert DEFAULT_TOLERANCES["lower"]["fid"] == METRICS["fid"].tolerance
+    assert set(DEFAULT_TOLERANCES["cost"]) == {"flops_per_step", "flops_per_video", "latency_p50", "latency_p90"}
