@@ -90,7 +90,9 @@ def print_end_of_run(records: list[dict], leaderboard: pd.DataFrame, reference: 
     intervals = interval_table(records)
     systems = list(leaderboard.index)
     table = Table("column", *systems, title="95% bootstrap intervals over videos (n = videos behind each number)")
-    for column, group in intervals.groupby("column", sort=False):
+    order = {column: index for index, column in enumerate(leaderboard.columns)}
+    groups = sorted(intervals.groupby("column", sort=False), key=lambda item: order.get(item[0], len(order)))
+    for column, group in groups:
         cells = {row["system"]: format_interval(row) for _, row in group.iterrows()}
         if reference is not None and _is_paired(column):
             cells[reference] = "reference"
