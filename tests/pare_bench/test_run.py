@@ -24,7 +24,7 @@ def run_dir(tmp_path_factory):
 def test_run_writes_every_output(run_dir):
     names = ["a yellow circle moving up-0", "a magenta circle moving left-0"]
     expected = {"manifest.json", "records.jsonl", "leaderboard.csv", "report.md", "plots/quality_vs_flops.png"}
-    expected |= {"plots/frames.png"}
+    expected |= {"plots/frames.png", "hypotheses.csv"}
     for system in ("baseline", "fbcache"):
         expected |= {f"frames/{system}/{n}.npz" for n in names} | {f"videos/{system}/{n}.mp4" for n in names}
     written = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
