@@ -28,9 +28,11 @@ def _smooth(values: list[float], window: int = 25) -> np.ndarray:
 
 
 def plot(runs: list[Path], out: Path) -> None:
-    figure, (loss_axis, probe_axis, eval_axis) = plt.subplots(1, 3, figsize=(15, 3.8))
-    for run in runs:
-        records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    logs = {run: [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()] for run in runs}
+    with_evals = any("eval" in r for records in logs.values() for r in records)
+    figure, axes = plt.subplots(1, 3 if with_evals else 2, figsize=(15 if with_evals else 10, 3.8))
+    loss_axis, probe_axis, eval_axis = (*axes, None) if not with_evals else axes
+    for run, records in logs.items():
         loss = _smooth([r["loss"] for r in records])
         loss_axis.plot(np.arange(len(loss)) + len(records) - len(loss) + 1, loss, lw=0.8, label=run.name)
         probes = [r for r in records if any(k.startswith("swap_") for k in r)]
@@ -41,15 +43,16 @@ def plot(runs: list[Path], out: Path) -> None:
                 )
         evals = [r for r in records if "eval" in r]
         for metric, style in (("motion_direction", "-o"), ("still_accuracy", "--s"), ("colour_fidelity", ":^")):
-            if evals and metric in evals[0]["eval"]:
+            if eval_axis and evals and metric in evals[0]["eval"]:
                 eval_axis.plot(
                     [r["step"] for r in evals], [r["eval"][metric] for r in evals], style, label=f"{run.name} {metric}"
                 )
     loss_axis.set(xlabel="step", ylabel="loss (25-step mean)", yscale="log", title="training loss (motion-weighted)")
     probe_axis.axhline(0, color="grey", lw=0.5)
     probe_axis.set(xlabel="step", ylabel="loss(swapped word) - loss(right word)", title="swap probe (EMA weights)")
-    eval_axis.set(xlabel="step", ylabel="score", ylim=(0, 1.05), title="EMA on held-out seeds (eval split)")
-    for axis in (loss_axis, probe_axis, eval_axis):
+    if eval_axis:
+        eval_axis.set(xlabel="step", ylabel="score", ylim=(0, 1.05), title="EMA on held-out seeds (eval split)")
+    for axis in (a for a in (loss_axis, probe_axis, eval_axis) if a):
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=7)
     figure.tight_layout()
