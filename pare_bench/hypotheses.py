@@ -8,7 +8,8 @@ difference is the mean over replicas, and a second interval resamples the replic
 spread between trainings).
 
 The verdict reads the interval in the metric's own direction (the registry's `higher_is_better`):
-`better` or `worse` when the whole interval is on one side of zero, `undecided` when it holds zero.
+`better` or `worse` when the whole interval is on one side of zero, `undecided` when it holds zero, `same`
+when every prompt's difference is exactly zero.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
 def verdict(low: float, high: float, higher_is_better: bool) -> str:
     if math.isnan(low):
         return "undecided"
+    if low == high == 0:
+        return "same"  # every prompt gives exactly the reference's value
     if low > 0:
         return "better" if higher_is_better else "worse"
     if high < 0:

@@ -78,6 +78,12 @@ def plot_quality_vs_flops(table: pd.DataFrame, path: Path, title: str = "") -> N
     plt.close(figure)
 
 
+def _strip(frames: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) -> (H, F*(W+1), 3): frames side by side, a grey column after each (objects wrap at edges)."""
+    gap = np.full((frames.shape[1], 1, 3), 128, dtype=frames.dtype)
+    return np.concatenate([part for frame in frames for part in (frame, gap)], axis=1)
+
+
 def plot_frame_strips(store: RunStore, records: list[dict], reference: str, path: Path, prompts: int = 3) -> bool:
     """Rows of every frame for the first sample of `prompts` prompts, the reference's row first in each group."""
     videos = [r for r in records if r["kind"] == "video" and "failed" not in r]
@@ -86,7 +92,7 @@ def plot_frame_strips(store: RunStore, records: list[dict], reference: str, path
     rows = [(n, s) for n in names for s in systems if store.frames_path(s, n).is_file()]
     if not rows:
         return False
-    strips = [np.concatenate(list(store.load_frames(s, n)), axis=1) for n, s in rows]  # (H, F*W, 3) each
+    strips = [_strip(store.load_frames(s, n)) for n, s in rows]
     figure, axes = plt.subplots(len(rows), 1, figsize=(1.1 * strips[0].shape[1] / strips[0].shape[0], 1.0 * len(rows)))
     for axis, (name, system), strip in zip(np.atleast_1d(axes), rows, strips):
         axis.imshow(strip, interpolation="nearest")

@@ -47,3 +47,4 @@ def test_verdict_reads_the_metric_direction():
     assert verdict(0.1, 0.3, higher_is_better=True) == "better"
     assert verdict(0.1, 0.3, higher_is_better=False) == "worse"
     assert verdict(-0.1, 0.3, higher_is_better=True) == "undecided"
+    assert verdict(0.0, 0.0, higher_is_better=True) == "same"
