@@ -353,7 +353,7 @@ def _metric_problems(data: dict, known: set[str]) -> list[tuple[Loc, str]]:
         for key in spec:
             allowed = ["metric", "reference", *(METRICS[name].options if name in METRICS else ())]
             if name in METRICS and key not in allowed:
-                message = f"unknown key {key!r} for metric {name!r}{_hint(str(key), allowed)} (it takes: {allowed})"
+                message = f"unknown key {key!r} for metric {name!r}{_hint(str(key), allowed)}"
                 problems.append((("metrics", position, key), message))
         if name in METRICS and METRICS[name].kind == "paired" and spec.get("reference") is None:
             problems.append((("metrics", position), f"paired metric {name!r} needs a `reference:` system"))
