@@ -18,12 +18,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap
 
-from pare_bench.intervals import RESAMPLES, video_values
+from pare_bench.intervals import mean_interval, video_values
 from pare_bench.metrics import METRICS
-
-CONFIDENCE = 0.95
 
 
 def _higher_is_better(column: str) -> bool:
@@ -35,14 +32,8 @@ def _higher_is_better(column: str) -> bool:
 
 
 def _interval(samples: np.ndarray) -> tuple[float, float]:
-    if len(samples) < 2:
-        return (math.nan, math.nan)
-    if np.all(samples == samples[0]):  # no spread: every resample has the same mean
-        return (float(samples[0]), float(samples[0]))
-    result = bootstrap(
-        (samples,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile", random_state=0
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    """The bootstrap interval of the mean (intervals.mean_interval); NaN below two samples."""
+    return mean_interval(samples)[1:] if len(samples) >= 2 else (math.nan, math.nan)
 
 
 def verdict(low: float, high: float, higher_is_better: bool) -> str:
