@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,8 +32,11 @@ def _eval_teacher(args) -> int:
 
 
 def _run(args) -> int:
+    from pare_bench.recipes import ARTIFACTS_ENV
     from pare_bench.runner import run_suite_cli
 
+    if args.artifacts is not None:  # every rank of a launch parses its own argv, so all see the same folder
+        os.environ[ARTIFACTS_ENV] = str(args.artifacts)
     return run_suite_cli(
         args.suite, out=args.out, limit=args.limit, fresh=args.fresh, retrain=args.retrain, threads=args.threads
     )
@@ -214,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--fresh", action="store_true", help="delete an earlier run in --out and start over")
     run.add_argument("--retrain", action="store_true", help="rebuild recipe artifacts instead of loading them")
+    run.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="folder of trained students (default $PARE_BENCH_ARTIFACTS, else ./artifacts)",
+    )
     run.set_defaults(func=_run)
 
     score = sub.add_parser("score", help="score a folder of mp4 files named {prompt}-{index}.mp4 (VBench's naming)")
@@ -264,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the LR schedule follows it")
     for name in ("steps", "batch", "warmup", "eval_every", "checkpoint_every", "probe_every", "seed"):
         train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
-    for name in ("lr", "ema", "time_shift", "two_object_prob", "motion_weight"):
+    for name in ("lr", "ema", "time_shift", "two_object_prob", "motion_weight", "object_weight"):
         train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
     train.add_argument("--init", default=None, help="start from these weights: 'shipped' or a directory")
     train.set_defaults(func=_train_teacher)

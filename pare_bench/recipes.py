@@ -2,12 +2,12 @@
 
 A width recipe: profile the teacher's heads (cached per teacher), plan which heads go, prune
 (`pare_core.prune`), then recover with stage-1 distillation (`pare_core.distill`) on tiny-world data.
-The student lands in `ARTIFACTS_DIR/<teacher>/width-<hash>/transformer` with the recipe and its loss
+The student lands in `artifacts_root()/<teacher>/width-<hash>/transformer` with the recipe and its loss
 log beside it; a later run loads it instead of training. Recovery checkpoints resume.
 
 A depth recipe starts from its width student (or the teacher when there is no width part), builds a block
 router (`pare_core.router`) and trains both with stage 2 (`pare_core.distill.train_joint`); student and router
-land in `ARTIFACTS_DIR/<teacher>/depth-<hash>/`. The static-depth router is fixed before training: the
+land in `artifacts_root()/<teacher>/depth-<hash>/`. The static-depth router is fixed before training: the
 least important blocks (skip-one-block error on the calibration inputs) are dropped under the budget.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import random
 from contextlib import contextmanager
 from dataclasses import replace
@@ -47,7 +48,18 @@ from pare_core.router import (
     static_router,
 )
 
-ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
+ARTIFACTS_ENV = "PARE_BENCH_ARTIFACTS"
+
+
+def artifacts_root() -> Path:
+    """Where trained students live: `$PARE_BENCH_ARTIFACTS`, else `artifacts/` in the working directory.
+
+    Never inside the importable package: a wheel carries no students, and a retrain never grows the code.
+    The repository commits only the students its committed suites and results use (tests/test_budget.py).
+    """
+    return Path(os.environ.get(ARTIFACTS_ENV, "artifacts"))
+
+
 RECOVERY_BATCH = 8
 
 
@@ -100,8 +112,9 @@ def recovery_batches(teacher: TinyWan, seed: int):
     return batch_at
 
 
-def width_plan(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR) -> tuple[HeadProfile, HeadPlan]:
+def width_plan(teacher: TinyWan, recipe: WidthRecipe, root: Path | None = None) -> tuple[HeadProfile, HeadPlan]:
     """The teacher's head profile and the heads `recipe` keeps (deterministic: the plan is never stored twice)."""
+    root = artifacts_root() if root is None else root
     profile = teacher_profile(teacher, root)
     plan = plan_heads(profile, recipe.score, recipe.ratio, recipe.temporal_weight, recipe.seed, recipe.temporal_quota)
     if recipe.cross_ratio > 0:
@@ -110,9 +123,10 @@ def width_plan(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR
 
 
 def pruned_teacher(
-    teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR
+    teacher: TinyWan, recipe: WidthRecipe, root: Path | None = None
 ) -> tuple[HeadPlan, PrunedWanTransformer3DModel]:
     """`recipe`'s plan and the teacher pruned to it, q/k norms corrected if the recipe asks; not yet recovered."""
+    root = artifacts_root() if root is None else root
     _, plan = width_plan(teacher, recipe, root)
     scales = cross_scales = None
     if recipe.norm_correction:
@@ -173,8 +187,9 @@ def train_width_student(
     return student
 
 
-def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
+def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path | None = None, retrain: bool = False):
     """The recovered student of `recipe`, from the artifact cache or trained now."""
+    root = artifacts_root() if root is None else root
     directory = root / teacher.name / f"width-{recipe_hash(teacher_key(teacher), recipe)}"
     weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
     if weights.is_file() and not retrain:
@@ -300,9 +315,10 @@ def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
     return student, router.eval()
 
 
-def depth_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
+def depth_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retrain: bool = False):
     """(student, router) of a recipe with a depth part, from the artifact cache or trained now. The router is
     returned detached, in eval mode; attach it with `pare_core.router.apply_router`."""
+    root = artifacts_root() if root is None else root
     directory = root / teacher.name / f"depth-{depth_hash(teacher_key(teacher), recipe)}"
     if (directory / "router.safetensors").is_file() and not retrain:
         return load_depth_artifact(directory)
@@ -323,19 +339,21 @@ def step_hash(teacher: str, recipe: Recipe) -> str:
 
 
 def recipe_transformer(
-    teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False
+    teacher: TinyWan, recipe: Recipe, root: Path | None = None, retrain: bool = False
 ) -> torch.nn.Module:
     """The transformer `recipe` describes, cached or trained now: step-distilled, or its base."""
+    root = artifacts_root() if root is None else root
     if recipe.step_distill is not None:
         return sd_student(teacher, recipe, root, retrain)
     return base_transformer(teacher, recipe, root, retrain)
 
 
 def base_transformer(
-    teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False
+    teacher: TinyWan, recipe: Recipe, root: Path | None = None, retrain: bool = False
 ) -> torch.nn.Module:
     """The system `recipe` describes without its step distillation: the teacher (a copy), the width student, or
     the width/depth student with its router attached."""
+    root = artifacts_root() if root is None else root
     if recipe.depth is not None:
         student, router = depth_student(teacher, recipe, root, retrain)
         apply_router(student, router, RouterConfig(budget=recipe.depth.budget))
@@ -426,8 +444,9 @@ def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
     return pairs_at
 
 
-def sd_student(teacher: TinyWan, recipe: Recipe, root: Path = ARTIFACTS_DIR, retrain: bool = False):
+def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retrain: bool = False):
     """The step-distilled student of `recipe` (routed when the recipe has depth), cached or trained now."""
+    root = artifacts_root() if root is None else root
     from pare_core.step_distill import StepDistillConfig, distill_steps
 
     sd = recipe.step_distill

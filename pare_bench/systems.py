@@ -106,9 +106,9 @@ def build_system(
     model = teacher
     recipe = spec.recipe
     if recipe is not None:
-        from pare_bench.recipes import ARTIFACTS_DIR, recipe_transformer
+        from pare_bench.recipes import recipe_transformer
 
-        student = recipe_transformer(teacher, recipe, artifacts or ARTIFACTS_DIR, retrain)
+        student = recipe_transformer(teacher, recipe, artifacts, retrain)
         model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
         if recipe.step_distill is not None:  # K single forwards: Euler, guidance folded in
             sd = recipe.step_distill

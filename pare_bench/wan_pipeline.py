@@ -3,7 +3,7 @@
 `with_transformer(pipe, transformer)` returns the same pipeline class over the same components with the PARE
 transformer swapped in: WanPipeline's own call path (its prompt encoding, CFG loop, scheduler and VAE decode)
 then runs the pruned and/or routed student. `load_pare_transformer(directory)` loads a width or depth artifact
-(`pare_bench/artifacts/<teacher>/width-*` or `depth-*`) with its router attached.
+(`artifacts/<teacher>/width-*` or `depth-*`, see `recipes.artifacts_root`) with its router attached.
 
 `tiny_components()` builds a WanPipeline's parts from config, with no downloads: a small `AutoencoderKLWan`, a
 small UMT5 encoder and a word-level tokenizer made in code. The weights are random; the shapes and call path

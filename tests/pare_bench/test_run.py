@@ -274,7 +274,7 @@ def test_corrupt_recovery_checkpoint_is_named_and_exits_2(tmp_path, monkeypatch,
     from pare_bench.suite import load_suite
     from pare_bench.zoo import load_tiny
 
-    monkeypatch.setattr(recipes, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
     suite = _write_suite(
         tmp_path, "systems:\n  - {name: baseline}\n  - {name: pw, recipe: {width: {ratio: 0.5, recovery_steps: 4}}}\n"
     )
@@ -305,7 +305,7 @@ def test_routed_system_records_its_routing_and_its_flops_match_the_decisions(tmp
     """Run-time FLOPs of a routed video equal the analytic count of the blocks its recorded decisions kept."""
     import pare_bench.recipes as recipes
 
-    monkeypatch.setattr(recipes, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
     suite = _write_suite(
         tmp_path,
         "systems:\n  - {name: baseline}\n"
@@ -362,7 +362,7 @@ def test_bench_systems_times_routed_systems_against_the_baseline(tmp_path, monke
     import pare_bench.recipes as recipes
     from pare_bench.system_bench import bench_systems
 
-    monkeypatch.setattr(recipes, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
     suite = _write_suite(
         tmp_path, "systems:\n  - {name: baseline}\n  - {name: r, recipe: {depth: {budget: 0.5, steps: 1, pool: 2}}}\n"
     )
