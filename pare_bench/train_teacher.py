@@ -9,6 +9,8 @@ Two additions make the motion word pay on a 2-core CPU (docs/TEACHERS.md has the
 - `motion_weight`: pixels that change between consecutive frames (an object's leading and trailing
   edges) weigh 1 + motion_weight in the loss. They are the only pixels that tell the direction, and
   without the weight they are a few percent of the loss.
+- `object_weight`: pixels an object covers weigh 1 + object_weight. A still object changes no pixel,
+  so the motion weight never reaches it; this weight makes drifting a still object cost as much.
 - the swap probe (`swap_probe`): the loss with each moving object's direction word swapped for its
   opposite, minus the loss with the right word, at fixed noise levels. Zero means the word is
   ignored; it is logged every `probe_every` steps.
@@ -33,7 +35,7 @@ from pare_bench.evaluate import evaluate
 from pare_bench.progress import progress
 from pare_bench.world.conditioning import image_condition, image_tokens
 from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, sample_prompt, tokenize, train_objects
-from pare_bench.world.render import render, sample_scene
+from pare_bench.world.render import BACKGROUND, render, sample_scene
 from pare_bench.zoo import IMAGE_PATCH, TinyWan, build_tiny, load_tiny
 
 
@@ -53,6 +55,7 @@ class TeacherRecipe:
     checkpoint_every: int = 250
     seed: int = 0
     motion_weight: float = 0.0  # extra loss weight on pixels that change between consecutive frames
+    object_weight: float = 0.0  # extra loss weight on pixels an object covers (still objects included)
     init: str | None = None  # start from these weights ("shipped": the package's); None: from scratch
     probe_every: int = 50  # steps between swap probes (0: never)
 
@@ -98,6 +101,12 @@ def motion_mask(video: torch.Tensor) -> torch.Tensor:
     return mask.float()
 
 
+def object_mask(video: torch.Tensor) -> torch.Tensor:
+    """(B, 3, F, H, W) in [-1, 1] -> (B, 1, F, H, W): 1 where the frame is not the plain background."""
+    background = (torch.tensor(BACKGROUND, dtype=video.dtype, device=video.device) * 2 - 1).view(1, 3, 1, 1, 1)
+    return ((video - background).abs().amax(dim=1, keepdim=True) > 1e-3).float()
+
+
 def flow_matching_loss(
     model: TinyWan, batch: dict, recipe: TeacherRecipe, generator: torch.Generator, t: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -108,6 +117,8 @@ def flow_matching_loss(
     inputs = noised_inputs(batch, t, noise, model.text_encoder(batch["tokens"]))
     prediction = model.transformer(**inputs, return_dict=False)[0]
     weight = 1 + recipe.motion_weight * motion_mask(video)  # (B, 1, F, H, W)
+    if recipe.object_weight:
+        weight = weight + recipe.object_weight * object_mask(video)
     return ((prediction - (noise - video)) ** 2 * weight).mean()
 
 

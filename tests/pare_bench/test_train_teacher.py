@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.train_teacher import TeacherRecipe, train_teacher
@@ -33,6 +34,18 @@ def test_motion_mask_marks_the_pixels_that_change_between_frames():
     share = float(motion_mask(moving).mean())
     assert 0.05 < share < 0.3, share  # the leading and trailing edges, not the whole frame
     assert torch.equal(motion_mask(moving)[:, :, 0], motion_mask(moving)[:, :, 0].bool().float())
+
+
+def test_object_mask_covers_still_objects_that_the_motion_mask_misses():
+    from pare_bench.train_teacher import motion_mask, object_mask
+    from pare_bench.world.render import BACKGROUND, render, sample_scene
+
+    still = render([sample_scene("a red square standing still", 3)]) * 2 - 1  # training range [-1, 1]
+    mask = object_mask(still)
+    assert motion_mask(still).sum() == 0 and mask.sum() > 0
+    assert torch.equal(mask[:, :, 0], mask[:, :, -1])  # a still object covers the same pixels in every frame
+    background = torch.tensor(BACKGROUND).view(1, 3, 1, 1, 1).expand_as(still) * 2 - 1
+    assert object_mask(background).sum() == 0
 
 
 def test_swap_probe_is_zero_for_a_model_blind_to_words_and_not_for_the_teacher():
