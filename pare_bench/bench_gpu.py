@@ -99,7 +99,7 @@ def bench_model(
     for variant in ("baseline", "width", "routed", "width+routed"):
         model = prune_heads(base, plan) if "width" in variant else base
         if "routed" in variant:
-            router = static_router(dim, _evenly(executed, layers)).to(device, dtype).eval()
+            router = static_router(dim, _evenly(executed, layers), executed / layers).to(device, dtype).eval()
             apply_router(model, router, RouterConfig(budget=1.0, mode="threshold"))
         with torch.no_grad():
             for _ in range(warmup):

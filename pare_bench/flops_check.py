@@ -9,7 +9,7 @@ from pare_bench.store import RunStore
 from pare_bench.systems import System
 from pare_bench.zoo import IMAGE_PATCH, TinyWan
 from pare_core.flops import analytic_flops, block_flops, fvcore_flops
-from pare_core.router import router_size
+from pare_core.router import attached_router, router_size
 
 
 def _routed_analytic(system: System, config: dict, frames: int, text_len: int, image_len: int, routing: list[str]):
@@ -20,9 +20,8 @@ def _routed_analytic(system: System, config: dict, frames: int, text_len: int, i
     p_t, p_h, p_w = config["patch_size"]
     tokens = (frames // p_t) * (world.height // p_h) * (world.width // p_w)
     costs = block_flops(config, tokens, text_len, image_len)
-    router = system.model.transformer._pare_router[0]
-    dim = config["num_attention_heads"] * config["attention_head_dim"]
-    overhead = dense.embedding + dense.output + router_size(router, dim)["flops_per_sample"]
+    router, _ = attached_router(system.model.transformer)
+    overhead = dense.embedding + dense.output + router_size(router)["flops_per_sample"]
     per_step = [overhead + sum(c for c, keep in zip(costs, step) if keep == "1") for step in routing]
     return sum(per_step) / len(per_step)
 

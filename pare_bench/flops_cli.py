@@ -79,7 +79,8 @@ def runtime_flops(config: dict, grid: tuple[int, int, int], variant: Variant, im
             model(**_inputs(config, grid, image), return_dict=False)
             if variant.blocks_executed is not None:
                 dim = config["num_attention_heads"] * config["attention_head_dim"]
-                BlockRouter(dim, config["num_layers"], ROUTER_HIDDEN)(torch.empty(1, dim), torch.empty(1, dim))
+                router = BlockRouter(dim, config["num_layers"], ROUTER_HIDDEN)
+                router(torch.empty(1, dim), torch.empty(1, router.content_norm.normalized_shape[0]))
     return counter.total
 
 
@@ -101,7 +102,7 @@ def analytic(config: dict, grid: tuple[int, int, int], variant: Variant, image: 
     )
     if variant.blocks_executed is not None:
         dim = config["num_attention_heads"] * config["attention_head_dim"]
-        breakdown.router = router_size(BlockRouter(dim, config["num_layers"], ROUTER_HIDDEN), dim)["flops_per_sample"]
+        breakdown.router = router_size(BlockRouter(dim, config["num_layers"], ROUTER_HIDDEN))["flops_per_sample"]
     return breakdown
 
 

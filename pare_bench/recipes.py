@@ -26,11 +26,10 @@ import torch
 from diffusers import WanTransformer3DModel
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from safetensors.torch import load_file, save_file
 
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
 from pare_bench.progress import progress
-from pare_bench.suite import Recipe, WidthRecipe
+from pare_bench.suite import DepthRecipe, Recipe, WidthRecipe
 from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
 from pare_bench.width import calibration_inputs, profile_model
 from pare_bench.zoo import TinyWan, owned
@@ -216,6 +215,8 @@ def depth_hash(teacher: str, recipe: Recipe) -> str:
     if recipe.depth.router == "static":  # a fixed router learns nothing: its training settings change nothing
         for unused in ("rank_weight", "pool"):
             parts["depth"].pop(unused)
+    if recipe.depth.router != "content":  # only a content router reads content features
+        parts["depth"].pop("content")
     canonical = json.dumps({"teacher": teacher, **parts}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -250,9 +251,9 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
     importance = keep = None
     if depth.router == "static":
         importance, keep = static_keep(teacher, student, depth.budget)
-        router = static_router(dim, keep, depth.hidden)
+        router = static_router(dim, keep, depth.budget, depth.hidden)
     else:
-        router = depth_router(depth.router, dim, blocks, depth.hidden)
+        router = depth_router(depth, dim, blocks)
     config = JointConfig(
         steps=depth.steps, budget=depth.budget, train_router=depth.router != "static", rank_weight=depth.rank_weight
     )
@@ -280,23 +281,33 @@ def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     with Progress(*_bar_columns(f"importance pool {directory.name}"), console=Console(stderr=True)) as bar:
         task = bar.add_task("pool", total=depth.pool)
-        pool = importance_pool(student, [batches(i) for i in range(depth.pool)], lambda: bar.advance(task))
+        pool = importance_pool(
+            student, [batches(i) for i in range(depth.pool)], lambda: bar.advance(task), depth.content
+        )
     save_state(path, pool)
     return pool
 
 
 def save_depth_artifact(directory: Path, student: torch.nn.Module, router: BlockRouter, record: dict) -> None:
-    """`transformer/`, `router.safetensors` and `recipe.json` (`record` with a `depth` entry, plus the router's
-    shape): what `load_depth_artifact` and `wan_pipeline.load_pare_transformer` read."""
+    """`transformer/` and `router/` (diffusers folders: config and weights) and `recipe.json` (`record`, with a
+    `depth` entry): what `load_depth_artifact` and `wan_pipeline.load_pare_transformer` read."""
     student.save_pretrained(directory / "transformer")
-    save_file(router.state_dict(), directory / "router.safetensors")
-    shape = {"router_dim": router.inp.in_features // 2, "blocks": router.out.out_features}
-    _write_recipe(directory, {**record, **shape})
+    router.save_pretrained(directory / "router")
+    _write_recipe(directory, record)
 
 
-def depth_router(kind: str, dim: int, blocks: int, hidden: int) -> BlockRouter:
-    """A router of `kind` (content, timestep or static: which inputs it sees), untrained."""
-    return BlockRouter(dim, blocks, hidden, use_timestep=kind != "static", use_content=kind == "content")
+def depth_router(depth: DepthRecipe, dim: int, blocks: int) -> BlockRouter:
+    """The untrained router `depth` asks for: which inputs it sees (content, timestep or none), its content
+    features and the budget it is trained for."""
+    return BlockRouter(
+        dim,
+        blocks,
+        depth.hidden,
+        use_timestep=depth.router != "static",
+        use_content=depth.router == "content",
+        content=depth.content,
+        budget=depth.budget,
+    )
 
 
 def load_transformer(directory: Path) -> torch.nn.Module:
@@ -308,11 +319,7 @@ def load_transformer(directory: Path) -> torch.nn.Module:
 
 def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
     """(student, router in eval mode, detached) from a `depth-<hash>` directory."""
-    info = json.loads((directory / "recipe.json").read_text())
-    student = load_transformer(directory)
-    router = depth_router(info["depth"]["router"], info["router_dim"], info["blocks"], info["depth"]["hidden"])
-    router.load_state_dict(load_file(directory / "router.safetensors"))
-    return student, router.eval()
+    return load_transformer(directory), BlockRouter.from_pretrained(directory / "router").eval()
 
 
 def depth_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retrain: bool = False):
@@ -320,7 +327,7 @@ def depth_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, re
     returned detached, in eval mode; attach it with `pare_core.router.apply_router`."""
     root = artifacts_root() if root is None else root
     directory = root / teacher.name / f"depth-{depth_hash(teacher_key(teacher), recipe)}"
-    if (directory / "router.safetensors").is_file() and not retrain:
+    if (directory / "router" / "config.json").is_file() and not retrain:
         return load_depth_artifact(directory)
     if retrain:
         _forget_training(directory, "joint")
@@ -356,7 +363,7 @@ def base_transformer(
     root = artifacts_root() if root is None else root
     if recipe.depth is not None:
         student, router = depth_student(teacher, recipe, root, retrain)
-        apply_router(student, router, RouterConfig(budget=recipe.depth.budget))
+        apply_router(student, router)  # at the budget it was trained for
         return student
     if recipe.width is not None:
         return width_student(teacher, recipe.width, root, retrain)

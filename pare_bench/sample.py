@@ -12,11 +12,18 @@ from dataclasses import dataclass
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from diffusers.hooks import HookRegistry
 
 from pare_bench.world.conditioning import image_condition, image_tokens
 from pare_bench.zoo import IMAGE_PATCH, TinyWan
 
 SCHEDULERS = ("unipc", "euler")
+
+
+def reset_hooks(transformer) -> None:
+    """Reset the stateful hooks (cache methods) on `transformer` and its submodules: what diffusers'
+    `CacheMixin._reset_stateful_cache` does, through the hook registry's public call."""
+    HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ def sample(
         condition = image_condition(image, frames)
         image_kwargs = {"encoder_hidden_states_image": image_tokens(image, IMAGE_PATCH)}
     # Cache hooks keep state across calls; each video starts clean, as after a WanPipeline call.
-    model.transformer._reset_stateful_cache()
+    reset_hooks(model.transformer)
     for step, t in enumerate(scheduler.timesteps):
         model.current_timestep = int(t)  # read by timestep-aware cache hooks (PyramidAttentionBroadcast)
         where = {"step_index": step, "num_inference_steps": config.steps, "timestep": t}
@@ -91,5 +98,5 @@ def sample(
             model, latents, t.expand(len(seeds)), context, image_kwargs, condition, config.guidance, where
         )
         latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
-    model.transformer._reset_stateful_cache()
+    reset_hooks(model.transformer)
     return ((latents.clamp(-1, 1) + 1) / 2).cpu()

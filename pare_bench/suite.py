@@ -95,6 +95,9 @@ class DepthRecipe(BaseModel):
     A learned router is anchored to each training sample's own block importances (`pool` batches of 8 samples,
     `rank_weight`; see `pare_core.distill.train_joint`); `rank_weight: 0` is the unanchored router, which
     collapses to one static block set. Neither field applies to `static`, nor enters its artifact's hash.
+
+    `content: motion` (the default) gives the content router the mean, spread and frame-to-frame change of the
+    content tokens; `content: mean` is the mean token alone, which carries almost no layout or motion.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -106,6 +109,7 @@ class DepthRecipe(BaseModel):
     seed: int = Field(0, ge=0)  # seeds the router's init and the training data
     rank_weight: float = Field(1.0, ge=0.0)  # weight of the per-sample importance-ranking anchor
     pool: int = Field(32, ge=0)  # batches of 8 samples whose per-sample block importances anchor the router
+    content: Literal["mean", "motion"] = "motion"  # what `router: content` reads (pare_core.router.pooled_content)
 
 
 class StepDistillRecipe(BaseModel):

@@ -17,7 +17,7 @@ from diffusers import FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, Ta
 from pare_bench.sample import SamplingConfig, sample
 from pare_bench.suite import Suite, SystemSpec
 from pare_bench.zoo import TinyWan
-from pare_core.router import router_state
+from pare_core.router import attached_router, router_state
 
 
 def _first_block(model: TinyWan, options: dict) -> FirstBlockCacheConfig:
@@ -76,7 +76,7 @@ class System:
 
     @property
     def routed(self) -> bool:
-        return hasattr(self.model.transformer, "_pare_router")
+        return attached_router(self.model.transformer) is not None
 
     @property
     def dense(self) -> bool:

@@ -12,13 +12,12 @@ are the real ones, which is what tests of the pipeline path need.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, UniPCMultistepScheduler, WanTransformer3DModel
 
-from pare_core.router import RouterConfig, apply_router
+from pare_core.router import apply_router
 
 TINY_TEXT_DIM = 32
 TINY_WORDS = "a an the red green blue circle square moving left right up down slowly quickly on black".split()
@@ -97,7 +96,7 @@ def with_transformer(pipe: DiffusionPipeline, transformer: torch.nn.Module) -> D
 
 
 def load_pare_transformer(directory: Path) -> torch.nn.Module:
-    """A saved PARE student (`transformer/`, and `router.safetensors` for a depth artifact) with its router
+    """A saved PARE student (`transformer/`, and `router/` for a depth artifact) with its router
     attached at the recipe's budget. Names the missing file when the directory is incomplete."""
     directory = Path(directory)
     weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
@@ -105,9 +104,8 @@ def load_pare_transformer(directory: Path) -> torch.nn.Module:
         raise FileNotFoundError(f"no PARE transformer at {directory}: {weights} is missing")
     from pare_bench.recipes import load_depth_artifact, load_transformer
 
-    if not (directory / "router.safetensors").is_file():
+    if not (directory / "router" / "config.json").is_file():
         return load_transformer(directory)
     transformer, router = load_depth_artifact(directory)
-    budget = json.loads((directory / "recipe.json").read_text())["depth"]["budget"]
-    apply_router(transformer, router, RouterConfig(budget=budget))
+    apply_router(transformer, router)  # at the budget it was trained for (its config)
     return transformer

@@ -1,9 +1,13 @@
 """PARE depth: a light router picks, per sample and per denoising step, which transformer blocks run.
 
-`BlockRouter` maps the timestep embedding and the mean of the patch-embedded content tokens to one keep
-logit per block. `apply_router(model, router, config)` attaches it with diffusers' hook registry
-(`diffusers.hooks.HookRegistry`, the mechanism its cache methods use), so the model's class and weights
-are untouched and `remove_router(model)` restores the original forwards:
+`BlockRouter` maps the timestep embedding and statistics of the patch-embedded content tokens (`pooled_content`:
+their mean, their spread over space and time, and their mean change from frame to frame) to one keep logit
+per block. It is a diffusers model (`ModelMixin`, `ConfigMixin`): `save_pretrained` writes its config (shape,
+inputs and the budget it was trained for) beside its weights, and `from_pretrained` rebuilds it.
+
+`apply_router(model, router, config)` attaches it with diffusers' hook registry (`diffusers.hooks.HookRegistry`,
+the mechanism its cache methods use), so the model's class and weights are untouched and `remove_router(model)`
+restores the original forwards:
 
 - a hook on `condition_embedder` (which runs after `patch_embedding` in Wan's forward) reads both inputs
   and computes the decisions for the whole forward;
@@ -30,7 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from pare_core.flops import block_flops
@@ -47,19 +53,36 @@ class RouterConfig:
     temperature: float = 1.0  # Gumbel-sigmoid temperature in training
 
 
-class BlockRouter(nn.Module):
+CONTENT_FEATURES = ("mean", "motion")
+
+
+class BlockRouter(ModelMixin, ConfigMixin):
     """(timestep embedding, pooled content tokens) -> (B, blocks) keep logits.
 
     `use_timestep` / `use_content` switch an input off (the `route-timestep-only` ablation drops content;
-    dropping both leaves a learned static set of blocks, `static-depth`).
+    dropping both leaves a learned static set of blocks, `static-depth`). `content` names the statistics the
+    router reads (`pooled_content`). `budget` is the share of block FLOPs it was trained to execute, the
+    default of `apply_router`.
     """
 
-    def __init__(self, dim: int, blocks: int, hidden: int = 64, use_timestep: bool = True, use_content: bool = True):
+    @register_to_config
+    def __init__(
+        self,
+        dim: int,
+        blocks: int,
+        hidden: int = 64,
+        use_timestep: bool = True,
+        use_content: bool = True,
+        content: str = "motion",
+        budget: float = 1.0,
+    ):
         super().__init__()
+        if content not in CONTENT_FEATURES:
+            raise ValueError(f"unknown content features {content!r}; use one of {CONTENT_FEATURES}")
         self.use_timestep, self.use_content = use_timestep, use_content
         self.time_norm = nn.LayerNorm(dim)
-        self.content_norm = nn.LayerNorm(dim)
-        self.inp = nn.Linear(2 * dim, hidden)
+        self.content_norm = nn.LayerNorm(content_dim(dim, content))
+        self.inp = nn.Linear(dim + content_dim(dim, content), hidden)
         self.out = nn.Linear(hidden, blocks)
         nn.init.zeros_(self.out.weight)
         nn.init.constant_(self.out.bias, 3.0)  # starts keeping every block (sigmoid(3) = 0.95)
@@ -112,18 +135,38 @@ def decide(logits: torch.Tensor, config: RouterConfig, costs: torch.Tensor | Non
     raise ValueError(f"unknown router mode {config.mode!r}; use 'topk' or 'threshold'")
 
 
-def pooled_content(patch_embedded: torch.Tensor) -> torch.Tensor:
-    """The router's content input: the mean patch-embedded token, (B, dim, F, H, W) -> (B, dim)."""
-    return patch_embedded.flatten(2).mean(dim=2)
+def content_dim(dim: int, features: str) -> int:
+    return dim if features == "mean" else 3 * dim
+
+
+def pooled_content(patch_embedded: torch.Tensor, features: str = "motion") -> torch.Tensor:
+    """The router's content input from the patch-embedded tokens (B, dim, F, H, W).
+
+    "mean": the mean token, (B, dim). It is a linear function of the average input patch, so it carries almost
+    no layout and no motion. "motion": per channel the mean, the standard deviation over all tokens (how the
+    frame is laid out: few objects on a plain field or many) and the mean absolute change between consecutive
+    latent frames (how much moves), (B, 3 dim). Both are O(tokens x dim) reductions, nothing next to one block.
+    """
+    mean = patch_embedded.flatten(2).mean(dim=2)
+    if features == "mean":
+        return mean
+    spread = patch_embedded.flatten(2).std(dim=2)
+    frames = patch_embedded.shape[2]
+    change = (
+        (patch_embedded[:, :, 1:] - patch_embedded[:, :, :-1]).abs().flatten(2).mean(dim=2)
+        if frames > 1
+        else torch.zeros_like(mean)
+    )
+    return torch.cat([mean, spread, change], dim=1)
 
 
 class _ContentHook(ModelHook):
-    def __init__(self, state: _State):
+    def __init__(self, state: _State, features: str):
         super().__init__()
-        self.state = state
+        self.state, self.features = state, features
 
     def post_forward(self, module, output):
-        self.state.content = pooled_content(output)
+        self.state.content = pooled_content(output, self.features)
         self.state.tokens = output[0, 0].numel()
         return output
 
@@ -181,14 +224,16 @@ class _BlockHook(ModelHook):
 
 
 def apply_router(model: nn.Module, router: BlockRouter, config: RouterConfig | None = None) -> None:
-    """Attach `router` to a Wan transformer (teacher or pruned student). Raises if one is attached already."""
+    """Attach `router` to a Wan transformer (teacher or pruned student), at `config` (default: top-k at the
+    budget the router was trained for). Raises if one is attached already."""
     registry = HookRegistry.check_if_exists_or_initialize(model.condition_embedder)
     if registry.get_hook(ROUTER_HOOK) is not None:
         raise RuntimeError("a router is already applied to this model; remove_router(model) first")
     if router.out.out_features != len(model.blocks):
         raise ValueError(f"router has {router.out.out_features} outputs, model has {len(model.blocks)} blocks")
-    state, config = _State(), config or RouterConfig()
-    HookRegistry.check_if_exists_or_initialize(model.patch_embedding).register_hook(_ContentHook(state), ROUTER_HOOK)
+    state, config = _State(), config or RouterConfig(budget=router.config.budget)
+    content = _ContentHook(state, router.config.content)
+    HookRegistry.check_if_exists_or_initialize(model.patch_embedding).register_hook(content, ROUTER_HOOK)
     registry.register_hook(_DecisionHook(state, router, config, dict(model.config)), ROUTER_HOOK)
     for index, block in enumerate(model.blocks):
         HookRegistry.check_if_exists_or_initialize(block).register_hook(_BlockHook(state, router, index), _BLOCK_HOOK)
@@ -210,16 +255,23 @@ def router_state(model: nn.Module) -> _State:
     return model._pare_router[2]
 
 
+def attached_router(model: nn.Module) -> tuple[BlockRouter, RouterConfig] | None:
+    """The router attached to `model` and the config it routes at, or None."""
+    attached = getattr(model, "_pare_router", None)
+    return None if attached is None else attached[:2]
+
+
 def budget_loss(gates: torch.Tensor, block_flops: torch.Tensor, budget: float) -> torch.Tensor:
     """(executed share of block FLOPs, averaged over the batch, minus the budget) squared."""
     share = (gates * block_flops).sum(dim=1) / block_flops.sum()
     return (share.mean() - budget) ** 2
 
 
-def router_size(router: BlockRouter, dim: int) -> dict:
-    """Parameters and FLOPs of one router call per sample (two linears; norms and activations not counted)."""
+def router_size(router: BlockRouter) -> dict:
+    """Parameters and FLOPs of one router call per sample (two linears; norms, activations and the content
+    reductions not counted)."""
     params = sum(p.numel() for p in router.parameters())
-    flops = 2 * (2 * dim * router.inp.out_features + router.inp.out_features * router.out.out_features)
+    flops = 2 * (router.inp.in_features * router.inp.out_features + router.inp.out_features * router.out.out_features)
     return {"parameters": params, "flops_per_sample": flops}
 
 
@@ -251,16 +303,18 @@ def block_importance(model: nn.Module, inputs: list[dict]) -> list[float]:
 
 @torch.no_grad()
 def importance_pool(
-    model: nn.Module, inputs: list[dict], progress: Callable[[], None] | None = None
+    model: nn.Module, inputs: list[dict], progress: Callable[[], None] | None = None, features: str = "motion"
 ) -> dict[str, torch.Tensor]:
     """Router training targets: for every sample of `inputs` (forward kwargs), the router's two inputs as the
-    model computes them (`temb`, `content`, each (N, dim)) and `target` (N, blocks), the log of each block's
-    skip-one importance for that sample alone (output error when only that block is skipped, relative to the
-    output's energy). `block_importance` is the same measure averaged over inputs; kept per sample here, it
-    says which blocks this input can spare."""
+    model computes them (`temb` (N, dim) and `content` (N, content_dim), `features` as the router reads) and
+    `target` (N, blocks), the log of each block's skip-one importance for that sample alone (output error when
+    only that block is skipped, relative to the output's energy). `block_importance` is the same measure
+    averaged over inputs; kept per sample here, it says which blocks this input can spare."""
     seen: dict[str, torch.Tensor] = {}
     handles = [
-        model.patch_embedding.register_forward_hook(lambda m, a, out: seen.update(content=pooled_content(out))),
+        model.patch_embedding.register_forward_hook(
+            lambda m, a, out: seen.update(content=pooled_content(out, features))
+        ),
         model.condition_embedder.register_forward_hook(lambda m, a, out: seen.update(temb=out[0])),
     ]
     temb, content, targets = [], [], []
@@ -314,10 +368,11 @@ def calibrate_offset(router: BlockRouter, pool: dict[str, torch.Tensor], budget:
     return (low + high) / 2
 
 
-def static_router(dim: int, keep: list[bool], hidden: int = 64) -> BlockRouter:
+def static_router(dim: int, keep: list[bool], budget: float, hidden: int = 64) -> BlockRouter:
     """A router that sees nothing and keeps the same blocks for every input and step (its logits are +-20, so
-    training samples are these decisions too). Freeze it: `JointConfig(train_router=False)`."""
-    router = BlockRouter(dim, len(keep), hidden, use_timestep=False, use_content=False)
+    training samples are these decisions too). `budget`: the share of block FLOPs `keep` was chosen under
+    (top-k at that budget keeps exactly `keep`). Freeze it: `JointConfig(train_router=False)`."""
+    router = BlockRouter(dim, len(keep), hidden, use_timestep=False, use_content=False, budget=budget)
     nn.init.zeros_(router.out.weight)
     with torch.no_grad():
         router.out.bias.copy_(torch.tensor([20.0 if k else -20.0 for k in keep]))

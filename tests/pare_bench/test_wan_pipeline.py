@@ -36,9 +36,9 @@ def _call(pipe):
     return pipe(**CALL, generator=torch.Generator().manual_seed(0)).frames
 
 
-def _router(dim=32, blocks=4):
+def _router(dim=32, blocks=4, budget=1.0):
     torch.manual_seed(1)
-    router = BlockRouter(dim, blocks).eval()
+    router = BlockRouter(dim, blocks, budget=budget).eval()
     torch.nn.init.normal_(router.inp.weight, std=1.0)
     torch.nn.init.normal_(router.out.weight, std=2.0)
     return router
@@ -63,9 +63,8 @@ def test_pruned_and_routed_student_runs_in_the_pipeline(pipe):
 
 def test_saved_routed_artifact_loads_into_the_pipeline_with_the_same_output(pipe, tmp_path):
     student = prune_heads(pipe.transformer, PLAN)
-    router = _router()
-    record = {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
-    save_depth_artifact(tmp_path, student, router, record)
+    router = _router(budget=0.5)
+    save_depth_artifact(tmp_path, student, router, {"depth": {"budget": 0.5, "router": "content", "hidden": 64}})
     apply_router(student, router, RouterConfig(budget=0.5))
     expected = _call(with_transformer(pipe, student))
     loaded = load_pare_transformer(tmp_path)
@@ -102,7 +101,7 @@ def _weights_and_pare(pipe, root: Path) -> None:
     pipe.save_pretrained(root / "weights")
     student = prune_heads(pipe.transformer, PLAN)
     save_depth_artifact(
-        root / "pare", student, _router(), {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
+        root / "pare", student, _router(budget=0.5), {"depth": {"budget": 0.5, "router": "content", "hidden": 64}}
     )
 
 

@@ -85,7 +85,7 @@ def test_skipped_blocks_do_not_run(model):
     dense = analytic_flops(CONFIG, 8, 24, 24, 16).total
     half = analytic_flops(CONFIG, 8, 24, 24, 16, blocks_executed=2).total
     assert half < 0.75 * dense
-    assert counter.total == pytest.approx(half + router_size(router, DIM)["flops_per_sample"], rel=0.01)
+    assert counter.total == pytest.approx(half + router_size(router)["flops_per_sample"], rel=0.01)
 
 
 def test_routes_a_head_pruned_student(model):
@@ -123,7 +123,7 @@ def _train_joint(student, router, teacher, config, **options):
 
 
 def test_router_is_tiny_against_one_step():
-    size = router_size(BlockRouter(DIM, CONFIG["num_layers"]), DIM)
+    size = router_size(BlockRouter(DIM, CONFIG["num_layers"]))
     assert size["flops_per_sample"] < 0.01 * analytic_flops(CONFIG, 8, 24, 24, 16).total
 
 
@@ -155,7 +155,7 @@ def test_importance_pool_is_block_importance_per_sample(model):
 
     batch = _inputs(batch=3)
     pool = importance_pool(model, [batch])
-    assert pool["temb"].shape == pool["content"].shape == (3, DIM) and pool["target"].shape == (3, 4)
+    assert pool["temb"].shape == (3, DIM) and pool["content"].shape == (3, 3 * DIM) and pool["target"].shape == (3, 4)
     for sample in range(3):
         alone = {k: v[sample : sample + 1] for k, v in batch.items()}
         expected = torch.tensor(block_importance(model, [alone]))
@@ -178,7 +178,7 @@ def test_anchored_router_ranks_blocks_per_input():
     order = torch.tensor([0.0, -1.0, -2.0, -3.0])
     target = torch.where(early[:, None], order, order.flip(0))
     pool = {"temb": temb, "content": content, "target": target}
-    router = BlockRouter(DIM, 4)
+    router = BlockRouter(DIM, 4, content="mean")
     losses = fit_router(router, pool, steps=300)
     assert losses[-1] < 0.05 * losses[0]
     gates = decide(router.eval()(temb, content), RouterConfig(budget=0.5))
@@ -203,3 +203,27 @@ def test_joint_training_with_a_pool_keeps_the_anchor(model):
     unanchored = rank_loss(torch.zeros_like(pool["target"]), pool["target"])
     logits = router(pool["temb"], pool["content"])
     assert rank_loss(logits, pool["target"]) < 0.5 * unanchored  # the anchor survives distillation
+
+
+def test_motion_features_see_what_the_mean_token_cannot():
+    from pare_core.router import pooled_content
+
+    torch.manual_seed(0)
+    frame = torch.randn(2, 8, 1, 6, 6)  # (B, dim, F, H, W) patch-embedded tokens
+    still = frame.expand(2, 8, 4, 6, 6)
+    moving = torch.cat([frame.roll(shift, dims=-1) for shift in range(4)], dim=2)  # the same content, shifted
+    torch.testing.assert_close(pooled_content(still, "mean"), pooled_content(moving, "mean"))
+    seen_still, seen_moving = pooled_content(still), pooled_content(moving)
+    assert seen_still.shape == (2, 3 * 8)
+    assert (seen_still[:, 16:] == 0).all() and (seen_moving[:, 16:] > 0.1).all()  # the frame-to-frame change
+
+
+def test_router_saves_and_loads_with_its_config(tmp_path):
+    router = _random_router(content="motion", budget=0.4)
+    router.save_pretrained(tmp_path / "router")
+    loaded = BlockRouter.from_pretrained(tmp_path / "router").eval()
+    assert loaded.config.budget == 0.4 and loaded.config.content == "motion" and loaded.config.dim == DIM
+    temb, content = torch.randn(3, DIM), torch.randn(3, 3 * DIM)
+    torch.testing.assert_close(loaded(temb, content), router(temb, content), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown content features 'pixels'"):
+        BlockRouter(DIM, 4, content="pixels")
