@@ -31,6 +31,27 @@ def _eval_teacher(args) -> int:
     return 0
 
 
+def _probe_content(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pare_bench.content_probe import probe_content
+    from pare_bench.zoo import load_tiny
+
+    rows = probe_content(load_tiny(args.model, args.weights), scenes=args.scenes)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    table = Table(title=f"router content features of {args.model}: held-out probe accuracy ({args.scenes} scenes)")
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(table)
+    return 0
+
+
 def _run(args) -> int:
     from pare_bench.recipes import ARTIFACTS_ENV
     from pare_bench.runner import run_suite_cli
@@ -341,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seeds", type=int, default=2, help="videos per prompt")
     evaluate.add_argument("--steps", type=int, default=20)
     evaluate.set_defaults(func=_eval_teacher)
+
+    probe = sub.add_parser("probe-content", help="what the depth router's content features carry (linear probes)")
+    probe.add_argument("model", choices=sorted(TINY_MODELS))
+    probe.add_argument("--weights", type=Path, default=None, help="weights directory (default: shipped)")
+    probe.add_argument("--scenes", type=positive_int, default=400, help="training scenes per probe (as many held out)")
+    probe.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    probe.set_defaults(func=_probe_content)
     return parser
 
 

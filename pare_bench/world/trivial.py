@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from pare_bench.linear_probe import probe_accuracy
 from pare_bench.world.detect import score_video
 from pare_bench.world.prompts import EVAL_SEED_BASE, MOTIONS, Prompt, WorldObject, parse_prompt, train_objects
 from pare_bench.world.render import WorldConfig, render, render_prompt, sample_scene, to_uint8
@@ -81,27 +82,12 @@ def _direction_frames(seeds: range, place: Callable, config: WorldConfig) -> tup
 def first_frame_leak(
     train: int = 2000, test: int = 1000, config: WorldConfig = WorldConfig(), place: Callable = sample_scene
 ) -> float:
-    """Held-out accuracy of a logistic regression from the first ground-truth frame to the direction.
+    """Held-out accuracy of a logistic regression (`linear_probe.probe_accuracy`) from the first ground-truth
+    frame to the direction.
 
     `place(prompt, seed, config) -> Scene` draws the scenes (the renderer's own by default; a test
     passes a leaky one to show the classifier finds a leak where there is one).
-    Fitted with L-BFGS and a small L2 penalty (a plain, well-understood classifier; scikit-learn is not
-    a dependency of the project for this one fit).
     """
     x_train, y_train = _direction_frames(range(0, train), place, config)
     x_test, y_test = _direction_frames(range(EVAL_SEED_BASE, EVAL_SEED_BASE + test), place, config)
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-3
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(x_train.shape[1], len(DIRECTIONS))
-    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(linear(x_train), y_train) + 1e-3 * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        return float((linear(x_test).argmax(1) == y_test).float().mean())
+    return probe_accuracy(x_train, y_train, x_test, y_test, len(DIRECTIONS))
