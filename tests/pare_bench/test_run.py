@@ -264,6 +264,7 @@ def test_kill_and_resume_at_random_points_gives_the_same_leaderboard(run_dir, tm
     assert len(kills) >= 3, f"only {len(kills)} kills landed before the run finished"
     assert subprocess.run(command, capture_output=True).returncode == 0
     pd.testing.assert_frame_equal(_board(tmp_path), _board(run_dir))
+    assert _mp4_digests(tmp_path) == _mp4_digests(run_dir) and _mp4_digests(run_dir)  # byte-identical videos
     videos = [(r["system"], r["name"]) for r in RunStore(tmp_path).records() if r["kind"] == "video"]
     assert len(videos) == len(set(videos)) == 4  # no work item done twice
 
@@ -321,6 +322,16 @@ def test_routed_system_records_its_routing_and_its_flops_match_the_decisions(tmp
     assert checks["routed"]["runtime_per_video"] < 0.7 * checks["baseline"]["runtime_per_video"]
 
 
+def _mp4_digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every mp4 the run wrote, by path in the run directory."""
+    import hashlib
+
+    return {
+        str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((run_dir / "videos").rglob("*.mp4"))
+    }
+
+
 def _comparable(run_dir: Path) -> list[str]:
     """Every record but the timings, order-free."""
     records = [r for r in RunStore(run_dir).records() if r["kind"] != "latency"]
@@ -343,6 +354,7 @@ def test_two_process_run_gives_the_same_records_as_one(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert not list((tmp_path / "two").glob("records.rank*.jsonl"))  # shards merged and removed
     assert _comparable(tmp_path / "two") == _comparable(tmp_path / "one")
+    assert _mp4_digests(tmp_path / "two") == _mp4_digests(tmp_path / "one")  # byte-identical videos
     assert len([r for r in RunStore(tmp_path / "two").records() if r["kind"] == "video"]) == 8  # 4 prompts x 2
 
 
