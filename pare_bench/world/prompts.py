@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 from dataclasses import dataclass
 
 COLOURS = ("red", "green", "blue", "yellow", "magenta")
@@ -134,6 +135,52 @@ def held_out_prompts() -> list[str]:
     return [Prompt((obj,)).text for obj in held] + pairs
 
 
+def _twin(obj: WorldObject, avoid: set[str], rng: random.Random, deficit: Counter) -> WorldObject:
+    """A training-split object with `obj`'s shape and motion and another colour (not in `avoid`): of the
+    allowed colours, one the held-in set is furthest behind on (`deficit`), so the colour mixes stay close."""
+    colours = [c for c in COLOURS if c not in avoid and (c, obj.shape, obj.motion) not in HELD_OUT_TRIPLES]
+    most = max(deficit[c] for c in colours)
+    return WorldObject(rng.choice([c for c in colours if deficit[c] == most]), obj.shape, obj.motion)
+
+
+def matched_prompts(count: int = 64, seed: int = 5) -> tuple[list[str], list[str]]:
+    """(held-in, held-out): `count` distinct prompts each, matched one to one.
+
+    Held-out: every held-out triple alone, then pairs of a held-out triple (in turn) and a training partner.
+    Held-in: each held-out prompt with its held-out objects replaced by training objects of the same shape and
+    motion in another colour. Both sets have the same object counts, shapes and motions, prompt for prompt, so
+    a gap between them is the compositions, not the mix (colours differ only where the twin's had to).
+    """
+    rng = random.Random(seed)
+    held = [WorldObject(*triple) for triple in sorted(HELD_OUT_TRIPLES)]
+    heldout = [Prompt((obj,)) for obj in held]
+    partners = train_objects()
+    turn = 0
+    while len(heldout) < count:
+        obj = held[turn % len(held)]
+        pair = Prompt((obj, rng.choice([p for p in partners if p.colour != obj.colour])))
+        if pair not in heldout:
+            heldout.append(pair)
+            turn += 1
+    heldin: list[Prompt] = []
+    deficit = Counter(obj.colour for prompt in heldout for obj in prompt.objects)  # held-out minus held-in
+    for prompt in heldout:
+        while True:
+            objects, used = [], set()
+            for obj in prompt.objects:
+                if obj.triple in HELD_OUT_TRIPLES:
+                    others = {o.colour for o in prompt.objects if o is not obj}
+                    obj = _twin(obj, used | others, rng, deficit)
+                objects.append(obj)
+                used.add(obj.colour)
+            twin = Prompt(tuple(objects))
+            if twin not in heldin:
+                break
+        heldin.append(twin)
+        deficit.subtract(obj.colour for obj in twin.objects)
+    return [p.text for p in heldin], [p.text for p in heldout]
+
+
 # Seed ranges: training renders draw from [0, EVAL_SEED_BASE); evaluation seeds start at EVAL_SEED_BASE.
 EVAL_SEED_BASE = 1_000_000
 
@@ -144,6 +191,8 @@ SPLITS = {
     "smoke": lambda: _split_prompts(train_objects(), seed=11, singles=3, pairs=1),
     # The tiny suites' prompt set: held-out seeds and held-out compositions side by side.
     "benchmark": lambda: SPLITS["eval"]() + SPLITS["heldout"](),
+    # Comparisons that need power: 64 + 64 prompts, held-in and held-out matched prompt for prompt.
+    "matched": lambda: sum(matched_prompts(), []),
 }
 
 

@@ -126,3 +126,19 @@ def test_prompt_grammar_round_trips_and_rejects_bad_prompts():
 def test_unknown_split_lists_known_ones():
     with pytest.raises(ValueError, match="known splits"):
         split_prompts("evl")
+
+
+def test_matched_prompt_sets_have_the_same_mix_and_differ_only_in_composition():
+    from collections import Counter
+
+    from pare_bench.world.prompts import matched_prompts, parse_prompt, split_prompts
+
+    heldin, heldout = (list(map(parse_prompt, texts)) for texts in matched_prompts())
+    assert len({p.text for p in heldin}) == len({p.text for p in heldout}) == 64
+    assert not any(p.held_out for p in heldin) and all(p.held_out for p in heldout)
+    for twin, prompt in zip(heldin, heldout):  # prompt for prompt: object count, shapes and motions
+        assert [(o.shape, o.motion) for o in twin.objects] == [(o.shape, o.motion) for o in prompt.objects]
+    colours = [Counter(o.colour for p in group for o in p.objects) for group in (heldin, heldout)]
+    total = sum(colours[0].values())
+    assert sum(abs(colours[0][c] - colours[1][c]) for c in colours[0] | colours[1]) / 2 / total <= 0.05
+    assert split_prompts("matched") == [p.text for p in heldin + heldout]
