@@ -10,6 +10,10 @@ spread between trainings).
 The verdict reads the interval in the metric's own direction (the registry's `higher_is_better`):
 `better` or `worse` when the whole interval is on one side of zero, `undecided` when it holds zero, `same`
 when every prompt's difference is exactly zero.
+
+Besides the reference, a system can name others to be compared with (`compare_to` in the suite), e.g. the
+content router against the timestep-only router at equal FLOPs; when both sides have seed replicas, the
+interval over seeds resamples the replicas of each side.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pare_bench.intervals import mean_interval, video_values
+from pare_bench.intervals import CONFIDENCE, RESAMPLES, mean_interval, video_values
 from pare_bench.metrics import METRICS
 
 
@@ -56,38 +60,66 @@ def _groups(manifest: dict) -> dict[str, list[str]]:
     return groups
 
 
+def comparisons(manifest: dict, reference: str) -> list[tuple[str, str]]:
+    """(system group, reference group) pairs: every group against the suite's reference, then the pairs the
+    suite names with `compare_to`."""
+    groups = _groups(manifest)
+    pairs = [(group, reference) for group, systems in groups.items() if reference not in systems]
+    for system in manifest["suite"]["systems"]:
+        group = system.get("replica_of") or system["name"]
+        for other in system.get("compare_to") or []:
+            if (group, other) not in pairs and other in groups:
+                pairs.append((group, other))
+    return pairs
+
+
+def _replica_interval(table: pd.DataFrame, systems: list[str], references: list[str]) -> tuple[float, float]:
+    """Bootstrap interval over training seeds: resample each side's replicas (their mean over the shared
+    videos), difference of the two means. NaN when neither side has two replicas."""
+    if len(systems) < 2 and len(references) < 2:
+        return math.nan, math.nan
+    side, other = table[systems].mean(axis=0).to_numpy(), table[references].mean(axis=0).to_numpy()
+    if len(other) == 1:  # one reference: the interval of the replicas' mean difference
+        return _interval(side - other[0])
+    rng = np.random.default_rng(0)
+    draws = rng.choice(side, (RESAMPLES, len(side))).mean(1) - rng.choice(other, (RESAMPLES, len(other))).mean(1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
+
+
 def compare_to_reference(records: list[dict], manifest: dict, reference: str) -> pd.DataFrame:
-    """One row per (system group, quality column): n prompts and seeds, mean difference, both intervals, verdict."""
+    """One row per (comparison, quality column): n prompts and seeds, mean difference, both intervals, verdict.
+
+    The comparisons are `comparisons(manifest, reference)`. A side with seed replicas counts as their mean."""
     values = video_values(records)
     if not len(values):
         return pd.DataFrame()
     values["prompt"] = values["name"].str.rpartition("-")[0]
     wide = values.pivot_table(index=["column", "name", "prompt"], columns="system", values="value")
+    groups = _groups(manifest)
     rows = []
-    for group, systems in _groups(manifest).items():
-        if reference in systems:
-            continue
+    for group, against in comparisons(manifest, reference):
         for column in wide.index.get_level_values("column").unique():
             table = wide.loc[column]
-            present = [s for s in systems if s in table and reference in table]
-            if not present:
+            present = [s for s in groups[group] if s in table]
+            references = [s for s in groups[against] if s in table]
+            if not present or not references:
                 continue
-            diffs = table[present].sub(table[reference], axis=0)  # (videos, seeds)
-            diffs = diffs.dropna(how="any")
-            if not len(diffs):
+            table = table[present + references].dropna(how="any")
+            if not len(table):
                 continue
-            per_prompt = diffs.groupby(level="prompt").mean()  # (prompts, seeds)
-            over_prompts = per_prompt.mean(axis=1).to_numpy()
+            diffs = table[present].mean(axis=1) - table[references].mean(axis=1)  # per video
+            over_prompts = diffs.groupby(level="prompt").mean().to_numpy()
             low, high = _interval(over_prompts)
-            seed_low, seed_high = _interval(per_prompt.mean(axis=0).to_numpy()) if len(present) > 1 else (math.nan,) * 2
+            seed_low, seed_high = _replica_interval(table, present, references)
             rows.append(
                 {
                     "system": group,
-                    "reference": reference,
+                    "reference": against,
                     "column": column,
-                    "prompts": len(per_prompt),
+                    "prompts": len(over_prompts),
                     "seeds": len(present),
-                    "videos": len(diffs),
+                    "videos": len(table),
                     "difference": float(over_prompts.mean()),
                     "low_prompts": low,
                     "high_prompts": high,

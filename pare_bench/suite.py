@@ -156,6 +156,9 @@ class SystemSpec(BaseModel):
     seeds: list[int] | None = Field(None, min_length=1)  # train the recipe once per seed: one system each
     replica_of: str | None = None  # set by seed expansion: the system this one is a seed replica of
     artifact: str | None = None  # Wan models: a saved PARE transformer directory (relative to the suite file)
+    # Systems (by name; a seeded system as one group) this one is also compared with in hypotheses.csv, besides
+    # the suite's reference: e.g. `pare` against `route-timestep-only` at equal FLOPs.
+    compare_to: list[str] | None = Field(None, min_length=1)
 
     @field_validator("seeds")
     @classmethod
@@ -337,6 +340,15 @@ def _cross_problems(data: dict) -> list[tuple[Loc, str]]:
                 message = f"duplicate system name {each!r} (also systems[{first[each]}])"
                 problems.append((("systems", position, "name"), message))
             first.setdefault(each, position)
+    for position, system in _items(data, "systems"):
+        others = system.get("compare_to")
+        groups = {s.get("name") for _, s in _items(data, "systems")}
+        for index, other in enumerate(others if isinstance(others, list) else []):
+            if isinstance(other, str) and other not in groups:
+                message = f"compare_to {other!r} is not a system of this suite{_hint(other, groups - {None})}"
+                problems.append((("systems", position, "compare_to", index), message))
+            elif other == system.get("name"):
+                problems.append((("systems", position, "compare_to", index), "a system cannot be compared to itself"))
     for position, metric in _items(data, "metrics"):
         reference = metric.get("reference")
         if isinstance(reference, str) and reference not in first:

@@ -48,3 +48,38 @@ def test_verdict_reads_the_metric_direction():
     assert verdict(0.1, 0.3, higher_is_better=False) == "worse"
     assert verdict(-0.1, 0.3, higher_is_better=True) == "undecided"
     assert verdict(0.0, 0.0, higher_is_better=True) == "same"
+
+
+def test_compare_to_pairs_two_seeded_groups_with_intervals_over_both_sides_seeds():
+    names = [f"prompt {p}-0" for p in range(12)]
+    records = _records("baseline", dict.fromkeys(names, 0.5))
+    for seed, shift in enumerate((0.20, 0.22, 0.18)):
+        records += _records(f"pare-s{seed}", {n: 0.5 + shift + 0.001 * i for i, n in enumerate(names)})
+    for seed, shift in enumerate((0.10, 0.12, 0.08)):
+        records += _records(f"timestep-s{seed}", {n: 0.5 + shift for n in names})
+    manifest = _manifest("baseline", "pare-s0", "pare-s1", "pare-s2", "timestep-s0", "timestep-s1", "timestep-s2")
+    for system in manifest["suite"]["systems"]:
+        if system["name"].startswith("pare"):
+            system["compare_to"] = ["timestep"]
+    table = compare_to_reference(records, manifest, "baseline")
+    pairs = [("pare", "baseline"), ("timestep", "baseline"), ("pare", "timestep")]
+    assert list(zip(table.system, table.reference)) == pairs
+    row = table.iloc[2]
+    assert abs(row["difference"] - (0.1 + 0.001 * 5.5)) < 1e-9 and row["verdict"] == "better"
+    # replicas' means differ by 0.2 +- 0.02 vs 0.1 +- 0.02: the seed interval holds 0.1 and stays inside +-0.04 of it
+    assert 0.06 <= row["low_seeds"] <= 0.1 + 0.0055 <= row["high_seeds"] <= 0.15
+
+
+def test_compare_to_must_name_a_system_of_the_suite(tmp_path):
+    import pytest
+
+    from pare_bench.suite import SuiteError, load_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "suite: s\ntask: t2v\nmodel: tiny-wan-t2v\nprompts: world:smoke\n"
+        "systems:\n  - {name: baseline}\n  - {name: fbcache, cache: {first_block: {threshold: 0.1}}, "
+        "compare_to: [fbcahe]}\nmetrics:\n  - {metric: world}\n"
+    )
+    with pytest.raises(SuiteError, match=r"systems\[1\]\.compare_to\[0\].*'fbcahe' is not a system.*did you mean"):
+        load_suite(path)
