@@ -14,20 +14,26 @@ least important blocks (skip-one-block error on the calibration inputs) are drop
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 import random
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from diffusers import WanTransformer3DModel
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
+from pare_bench.artifacts import (  # noqa: F401  ARTIFACTS_ENV, artifacts_root: part of this module's API
+    ARTIFACTS_ENV,
+    artifact_hash,
+    artifacts_root,
+    bar_columns,
+    forget_training,
+    load_transformer,
+    teacher_key,
+    training_stage,
+    write_recipe,
+)
+from pare_bench.checkpoint import load_state, save_state
 from pare_bench.progress import progress
 from pare_bench.suite import DepthRecipe, Recipe, WidthRecipe
 from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
@@ -47,37 +53,11 @@ from pare_core.router import (
     static_router,
 )
 
-ARTIFACTS_ENV = "PARE_BENCH_ARTIFACTS"
-
-
-def artifacts_root() -> Path:
-    """Where trained students live: `$PARE_BENCH_ARTIFACTS`, else `artifacts/` in the working directory.
-
-    Never inside the importable package: a wheel carries no students, and a retrain never grows the code.
-    The repository commits only the students its committed suites and results use (tests/test_budget.py).
-    """
-    return Path(os.environ.get(ARTIFACTS_ENV, "artifacts"))
-
-
 RECOVERY_BATCH = 8
 
 
 def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
-    canonical = json.dumps({"teacher": teacher, "width": recipe.model_dump(mode="json")}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-def teacher_key(teacher: TinyWan) -> str:
-    """`name@digest`: the teacher's name and a digest of its weights, the teacher part of every recipe hash.
-
-    With the name alone, a retrained teacher silently loaded the students distilled from the old one.
-    """
-    digest = hashlib.sha256()
-    for module in (teacher.transformer, teacher.text_encoder):
-        for name, tensor in sorted(module.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return f"{teacher.name}@{digest.hexdigest()[:12]}"
+    return artifact_hash(teacher, {"width": recipe.model_dump(mode="json")})
 
 
 def profile_path(teacher: TinyWan, root: Path) -> Path:
@@ -136,45 +116,16 @@ def pruned_teacher(
     return plan, prune_heads(teacher.transformer, plan, norm_scales=scales, cross_norm_scales=cross_scales)
 
 
-def _bar_columns(label: str) -> tuple:
-    return (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
-
-
-@contextmanager
-def _training(directory: Path, stage: str, total: int):
-    """A resumable training stage in `directory`: (saved state or None, on_step, on_checkpoint), with a
-    progress bar on stderr and each step's record appended to `<stage>_log.jsonl`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    checkpoint = directory / f"{stage}.pt"
-    columns = _bar_columns(f"{stage} {directory.name}")
-    with (directory / f"{stage}_log.jsonl").open("a") as log, progress(None, *columns) as bar:
-        task = bar.add_task(stage, total=total)
-
-        def on_step(record: dict) -> None:
-            log.write(json.dumps(record) + "\n")
-            bar.update(task, completed=record["step"])
-
-        def on_checkpoint(state: dict) -> None:
-            log.flush()
-            save_state(checkpoint, state)
-
-        yield (load_state(checkpoint) if checkpoint.exists() else None), on_step, on_checkpoint
-
-
-def _write_recipe(directory: Path, record: dict) -> None:
-    atomic_write_bytes(directory / "recipe.json", json.dumps(record, indent=2).encode())
-
-
 def train_width_student(
     teacher: TinyWan, recipe: WidthRecipe, directory: Path, root: Path
 ) -> PrunedWanTransformer3DModel:
     plan, student = pruned_teacher(teacher, recipe, root)
     config = RecoveryConfig(steps=recipe.recovery_steps)
-    with _training(directory, "recovery", config.steps) as (state, on_step, on_checkpoint):
+    with training_stage(directory, "recovery", config.steps) as (state, on_step, on_checkpoint):
         batches = recovery_batches(teacher, recipe.seed)
         student = recover(student, teacher.transformer, batches, config, state, on_checkpoint, on_step)
     student.save_pretrained(directory / "transformer")
-    _write_recipe(
+    write_recipe(
         directory,
         {
             "teacher": teacher_key(teacher),
@@ -194,13 +145,8 @@ def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path | None = Non
     if weights.is_file() and not retrain:
         return owned(PrunedWanTransformer3DModel.from_pretrained(directory / "transformer").eval())
     if retrain:
-        _forget_training(directory, "recovery")
+        forget_training(directory, "recovery")
     return train_width_student(teacher, recipe, directory, root).eval()
-
-
-def _forget_training(directory: Path, stage: str) -> None:
-    for stale in (f"{stage}.pt", f"{stage}.pt.sha256", f"{stage}_log.jsonl"):
-        (directory / stale).unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------ depth
@@ -217,8 +163,7 @@ def depth_hash(teacher: str, recipe: Recipe) -> str:
             parts["depth"].pop(unused)
     if recipe.depth.router != "content":  # only a content router reads content features
         parts["depth"].pop("content")
-    canonical = json.dumps({"teacher": teacher, **parts}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return artifact_hash(teacher, parts)
 
 
 def world_block_flops(teacher: TinyWan, model) -> torch.Tensor:
@@ -260,7 +205,7 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
     pool = None
     if config.train_router and depth.rank_weight > 0 and depth.pool > 0:
         pool = depth_pool(teacher, student, depth, directory)
-    with _training(directory, "joint", config.steps) as (state, on_step, on_checkpoint):
+    with training_stage(directory, "joint", config.steps) as (state, on_step, on_checkpoint):
         batches = recovery_batches(teacher, DEPTH_DATA_SEED + depth.seed)
         student, router = train_joint(
             student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step, pool=pool
@@ -279,7 +224,7 @@ def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
         return load_state(path)
     batches = recovery_batches(teacher, POOL_DATA_SEED + depth.seed)
     directory.mkdir(parents=True, exist_ok=True)
-    with Progress(*_bar_columns(f"importance pool {directory.name}"), console=Console(stderr=True)) as bar:
+    with Progress(*bar_columns(f"importance pool {directory.name}"), console=Console(stderr=True)) as bar:
         task = bar.add_task("pool", total=depth.pool)
         pool = importance_pool(
             student, [batches(i) for i in range(depth.pool)], lambda: bar.advance(task), depth.content
@@ -293,7 +238,7 @@ def save_depth_artifact(directory: Path, student: torch.nn.Module, router: Block
     `depth` entry): what `load_depth_artifact` and `wan_pipeline.load_pare_transformer` read."""
     student.save_pretrained(directory / "transformer")
     router.save_pretrained(directory / "router")
-    _write_recipe(directory, record)
+    write_recipe(directory, record)
 
 
 def depth_router(depth: DepthRecipe, dim: int, blocks: int) -> BlockRouter:
@@ -310,13 +255,6 @@ def depth_router(depth: DepthRecipe, dim: int, blocks: int) -> BlockRouter:
     )
 
 
-def load_transformer(directory: Path) -> torch.nn.Module:
-    """`directory/transformer`, pruned (its config has heads_per_block) or not, in eval mode."""
-    config = json.loads((directory / "transformer" / "config.json").read_text())
-    cls = PrunedWanTransformer3DModel if config.get("heads_per_block") else WanTransformer3DModel
-    return owned(cls.from_pretrained(directory / "transformer").eval())
-
-
 def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
     """(student, router in eval mode, detached) from a `depth-<hash>` directory."""
     return load_transformer(directory), BlockRouter.from_pretrained(directory / "router").eval()
@@ -330,7 +268,7 @@ def depth_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, re
     if (directory / "router" / "config.json").is_file() and not retrain:
         return load_depth_artifact(directory)
     if retrain:
-        _forget_training(directory, "joint")
+        forget_training(directory, "joint")
         for stale in ("pool.pt", "pool.pt.sha256"):
             (directory / stale).unlink(missing_ok=True)
     student, router = train_depth_student(teacher, recipe, directory, root)
@@ -341,8 +279,7 @@ def depth_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, re
 
 
 def step_hash(teacher: str, recipe: Recipe) -> str:
-    canonical = json.dumps({"teacher": teacher, **recipe.model_dump(mode="json", exclude_none=True)}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return artifact_hash(teacher, recipe.model_dump(mode="json", exclude_none=True))
 
 
 def recipe_transformer(
@@ -465,7 +402,7 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
         student.load_state_dict(owned(trained).state_dict())
         return student.eval()
     if retrain:
-        _forget_training(directory, "step_distill")
+        forget_training(directory, "step_distill")
     data = teacher_trajectories(teacher, base_transformer(teacher, recipe, root).eval(), sd, directory)
     config = StepDistillConfig(
         steps=sd.steps,
@@ -475,9 +412,9 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
         train_steps=sd.train_steps,
         batch=sd.batch,
     )
-    with _training(directory, "step_distill", config.train_steps) as (state, on_step, on_checkpoint):
+    with training_stage(directory, "step_distill", config.train_steps) as (state, on_step, on_checkpoint):
         pairs = segment_pairs(teacher, data, sd, config.batch)
         student = distill_steps(student, pairs, config, state, on_checkpoint, on_step)
     student.save_pretrained(directory / "transformer")
-    _write_recipe(directory, {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)})
+    write_recipe(directory, {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)})
     return student.eval()
