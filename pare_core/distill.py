@@ -8,6 +8,10 @@ caller persists checkpoints through `on_checkpoint` and resumes by passing the s
 
 The loop goes through `accelerate.Accelerator`, so the same code runs on this CPU and on GPUs
 (`accelerate launch` for several).
+
+Both stages take an optional `validate(model) -> loss` on held-out inputs and a `pare_core.plateau.Plateau`:
+the stage then stops when the validation loss stops falling (`steps` is the most it runs), logs `val_loss`,
+and keeps the plateau's state in its checkpoints.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from accelerate import Accelerator
 from torch import nn
+
+from pare_core.plateau import Plateau, resume_plateau, validate_step, with_plateau
 
 
 @dataclass
@@ -65,8 +71,11 @@ def recover(
     on_checkpoint: Callable[[dict], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
     accelerator: Accelerator | None = None,
+    validate: Callable[[nn.Module], torch.Tensor] | None = None,
+    plateau: Plateau | None = None,
 ) -> nn.Module:
-    """Train `student` in place to match `teacher`; `state` (from on_checkpoint) resumes."""
+    """Train `student` in place to match `teacher`; `state` (from on_checkpoint) resumes. With `validate` and
+    `plateau`, stop early once the validation loss of the student stops falling."""
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     teacher.requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
@@ -75,12 +84,13 @@ def recover(
         student.load_state_dict(state["student"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
+        resume_plateau(plateau, state)
     student.train()
     student, optimizer = accelerator.prepare(student, optimizer)
     teacher.to(accelerator.device)
     student_feats, teacher_feats = _BlockOutputs(accelerator.unwrap_model(student)), _BlockOutputs(teacher)
     try:
-        while step < config.steps:
+        while step < config.steps and not (plateau is not None and plateau.stopped):
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
             inputs = {k: v.to(accelerator.device) for k, v in batch_at(step).items()}
@@ -95,13 +105,14 @@ def recover(
             accelerator.clip_grad_norm_(student.parameters(), config.grad_clip)
             optimizer.step()
             step += 1
+            record = {"step": step, "loss": loss.item(), "output_mse": output.item(), "feature_nmse": features.item()}
+            stop = validate_step(record, plateau, validate, (accelerator.unwrap_model(student),))
             if on_step:
-                on_step(
-                    {"step": step, "loss": loss.item(), "output_mse": output.item(), "feature_nmse": features.item()}
-                )
-            if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
+                on_step(record)
+            if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps or stop):
                 unwrapped = accelerator.unwrap_model(student)
-                on_checkpoint({"student": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "step": step})
+                checkpoint = {"student": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+                on_checkpoint(with_plateau(checkpoint, plateau))
     finally:
         student_feats.remove()
         teacher_feats.remove()
@@ -141,6 +152,8 @@ def train_joint(
     on_step: Callable[[dict], None] | None = None,
     accelerator: Accelerator | None = None,
     pool: dict[str, torch.Tensor] | None = None,
+    validate: Callable[[nn.Module], torch.Tensor] | None = None,
+    plateau: Plateau | None = None,
 ) -> tuple[nn.Module, nn.Module]:
     """Train `student` and `router` in place; returns both with the router detached from the student.
 
@@ -160,6 +173,9 @@ def train_joint(
     probability at the budget), and `rank_weight` x `rank_loss` on the whole
     pool joins its objective at every step, so distillation refines an input-dependent order instead of
     replacing it. The pool's router inputs come from the student as it was before stage 2.
+
+    `validate(student)` runs with student and router in eval mode, so it scores the routed student as it will
+    sample: top-k blocks at the budget.
     """
     from pare_core.router import (
         RouterConfig,
@@ -187,6 +203,7 @@ def train_joint(
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(state[f"{name}_optimizer"])
         step = state["step"]
+        resume_plateau(plateau, state)
     anchored = pool is not None and config.train_router and config.rank_weight > 0
     if anchored:
         pool = {k: v.to(accelerator.device) for k, v in pool.items()}
@@ -201,7 +218,7 @@ def train_joint(
     model = student  # the bare student: hooks, state dicts and the return value
     student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])  # DDP / FSDP when launched
     try:
-        while step < config.steps:
+        while step < config.steps and not (plateau is not None and plateau.stopped):
             progress = step / max(1, config.steps - 1)
             routing.temperature = config.temperature[0] + progress * (config.temperature[1] - config.temperature[0])
             for name, optimizer in optimizers.items():
@@ -230,18 +247,19 @@ def train_joint(
                 optimizer.step()
             step += 1
             executed = float((gates.detach().double() * costs).sum(1).mean() / costs.sum())
+            record = {"step": step, "distill": distill.item(), "budget_loss": budget.item(), "executed": executed}
+            record["rank_loss"] = rank.item()
+            stop = validate_step(record, plateau, validate, (model, router))  # eval: top-k routing at the budget
             if on_step:
-                record = {"step": step, "distill": distill.item(), "budget_loss": budget.item(), "executed": executed}
-                on_step({**record, "rank_loss": rank.item()})
-            if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
-                on_checkpoint(
-                    {
-                        "student": accelerator.unwrap_model(student).state_dict(),
-                        "router": router.state_dict(),
-                        **{f"{n}_optimizer": o.state_dict() for n, o in optimizers.items()},
-                        "step": step,
-                    }
-                )
+                on_step(record)
+            if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps or stop):
+                checkpoint = {
+                    "student": accelerator.unwrap_model(student).state_dict(),
+                    "router": router.state_dict(),
+                    **{f"{n}_optimizer": o.state_dict() for n, o in optimizers.items()},
+                    "step": step,
+                }
+                on_checkpoint(with_plateau(checkpoint, plateau))
     finally:
         router_state(model).history.clear()
         remove_router(model)

@@ -31,6 +31,8 @@ from accelerate import Accelerator
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import nn
 
+from pare_core.plateau import Plateau, resume_plateau, validate_step, with_plateau
+
 
 @dataclass
 class StepDistillConfig:
@@ -85,9 +87,12 @@ def distill_steps(
     on_checkpoint: Callable[[dict], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
     accelerator: Accelerator | None = None,
+    validate: Callable[[nn.Module], torch.Tensor] | None = None,
+    plateau: Plateau | None = None,
 ) -> nn.Module:
     """Train `student` in place on `pairs_at(step)` = (forward kwargs, target velocity); `state` resumes.
-    A routed student's router is attached through hooks, not as a submodule, so it stays as it is."""
+    A routed student's router is attached through hooks, not as a submodule, so it stays as it is. With
+    `validate` and `plateau`, stop early once the validation loss stops falling (`pare_core.distill.recover`)."""
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     student.requires_grad_(True)  # a copy of a frozen teacher comes frozen; a router is not a submodule
     parameters = list(student.parameters())
@@ -97,8 +102,9 @@ def distill_steps(
         student.load_state_dict(state["student"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
+        resume_plateau(plateau, state)
     student.train().to(accelerator.device)
-    while step < config.train_steps:
+    while step < config.train_steps and not (plateau is not None and plateau.stopped):
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
         inputs, target = pairs_at(step)
@@ -110,8 +116,11 @@ def distill_steps(
         accelerator.clip_grad_norm_(parameters, config.grad_clip)
         optimizer.step()
         step += 1
+        record = {"step": step, "loss": loss.item()}
+        stop = validate_step(record, plateau, validate, (student,))
         if on_step:
-            on_step({"step": step, "loss": loss.item()})
-        if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.train_steps):
-            on_checkpoint({"student": student.state_dict(), "optimizer": optimizer.state_dict(), "step": step})
+            on_step(record)
+        if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.train_steps or stop):
+            checkpoint = {"student": student.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+            on_checkpoint(with_plateau(checkpoint, plateau))
     return student.eval()
