@@ -42,6 +42,7 @@ from pare_bench.zoo import TinyWan, owned
 from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.flops import block_flops
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
+from pare_core.plateau import Plateau
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
 from pare_core.router import (
     BlockRouter,
@@ -57,7 +58,12 @@ RECOVERY_BATCH = 8
 
 
 def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
-    return artifact_hash(teacher, {"width": recipe.model_dump(mode="json")})
+    return artifact_hash(teacher, {"width": _without_unset_stop(recipe.model_dump(mode="json"))})
+
+
+def _without_unset_stop(part: dict) -> dict:
+    """A recipe part without `stop: None`, so recipes written before the stop rule keep their hashes."""
+    return {k: v for k, v in part.items() if not (k == "stop" and v is None)}
 
 
 def profile_path(teacher: TinyWan, root: Path) -> Path:
@@ -89,6 +95,29 @@ def recovery_batches(teacher: TinyWan, seed: int):
         return noised_inputs(batch, t, noise, teacher.text_encoder(batch["tokens"]))
 
     return batch_at
+
+
+VALIDATION_DATA_SEED = 30_000  # held-out scenes for the stop rule: no training stage draws these
+VALIDATION_BATCHES = 4
+
+
+def plateau_stop(teacher: TinyWan, stop, seed: int) -> dict:
+    """`recover` / `train_joint` keyword arguments for a recipe's stop rule (none without one): a Plateau, and
+    `validate(model)`, the output MSE against the teacher on fixed held-out batches (teacher outputs cached)."""
+    if stop is None:
+        return {}
+    batch_at = recovery_batches(teacher, VALIDATION_DATA_SEED + seed)
+    held_out = []
+    with torch.no_grad():
+        for index in range(VALIDATION_BATCHES):
+            inputs = batch_at(index)
+            held_out.append((inputs, teacher.transformer(**inputs, return_dict=False)[0]))
+
+    def validate(model) -> torch.Tensor:
+        errors = [torch.nn.functional.mse_loss(model(**x, return_dict=False)[0], target) for x, target in held_out]
+        return torch.stack(errors).mean()
+
+    return {"validate": validate, "plateau": Plateau(**stop.model_dump())}
 
 
 def width_plan(teacher: TinyWan, recipe: WidthRecipe, root: Path | None = None) -> tuple[HeadProfile, HeadPlan]:
@@ -123,7 +152,8 @@ def train_width_student(
     config = RecoveryConfig(steps=recipe.recovery_steps)
     with training_stage(directory, "recovery", config.steps) as (state, on_step, on_checkpoint):
         batches = recovery_batches(teacher, recipe.seed)
-        student = recover(student, teacher.transformer, batches, config, state, on_checkpoint, on_step)
+        stop = plateau_stop(teacher, recipe.stop, recipe.seed)
+        student = recover(student, teacher.transformer, batches, config, state, on_checkpoint, on_step, **stop)
     student.save_pretrained(directory / "transformer")
     write_recipe(
         directory,
@@ -158,6 +188,7 @@ POOL_DATA_SEED = 20_000  # and the router's importance pool others again
 def depth_hash(teacher: str, recipe: Recipe) -> str:
     """The width and depth parts only: a step-distilled system reuses its depth artifact."""
     parts = recipe.model_dump(mode="json", include={"width", "depth"})
+    parts = {k: v if v is None else _without_unset_stop(v) for k, v in parts.items()}
     if recipe.depth.router == "static":  # a fixed router learns nothing: its training settings change nothing
         for unused in ("rank_weight", "pool"):
             parts["depth"].pop(unused)
@@ -207,8 +238,19 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
         pool = depth_pool(teacher, student, depth, directory)
     with training_stage(directory, "joint", config.steps) as (state, on_step, on_checkpoint):
         batches = recovery_batches(teacher, DEPTH_DATA_SEED + depth.seed)
+        stop = plateau_stop(teacher, depth.stop, DEPTH_DATA_SEED + depth.seed)
         student, router = train_joint(
-            student, router, teacher.transformer, batches, None, config, state, on_checkpoint, on_step, pool=pool
+            student,
+            router,
+            teacher.transformer,
+            batches,
+            None,
+            config,
+            state,
+            on_checkpoint,
+            on_step,
+            pool=pool,
+            **stop,
         )
     record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", include={"width", "depth"})}
     save_depth_artifact(directory, student, router, {**record, "block_importance": importance, "static_keep": keep})

@@ -48,6 +48,7 @@ from pare_bench.suite_schema import (  # noqa: F401  the schema is part of this 
     SamplingOverride,
     Seed,
     StepDistillRecipe,
+    StopRule,
     Suite,
     SystemSpec,
     WidthRecipe,

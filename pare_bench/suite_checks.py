@@ -17,6 +17,7 @@ from pare_bench.suite_schema import (
     SamplingOverride,
     Seed,
     StepDistillRecipe,
+    StopRule,
     Suite,
     SystemSpec,
     WidthRecipe,
@@ -222,6 +223,8 @@ def _allowed_keys(loc: Loc) -> list[str]:
         ("systems", "sampling"): SamplingOverride,
         ("systems", "recipe"): Recipe,
         ("systems", "recipe", "width"): WidthRecipe,
+        ("systems", "recipe", "width", "stop"): StopRule,
+        ("systems", "recipe", "depth", "stop"): StopRule,
         ("systems", "recipe", "depth"): DepthRecipe,
         ("systems", "recipe", "step_distill"): StepDistillRecipe,
     }

@@ -50,6 +50,18 @@ class Seed(BaseModel):
 WIDTH_SCORES = ("temporal_aware", "temporal_quota", "importance", "magnitude", "random", "uniform")  # heads.SCORES
 
 
+class StopRule(BaseModel):
+    """Stop a training stage when its held-out validation loss plateaus (`pare_core.plateau.Plateau`): validate
+    every `every` steps and stop after `patience` validations that do not beat the best by `min_delta`
+    (relative). The stage's step count is then a cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    every: int = Field(ge=1)
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.01, ge=0.0, lt=1.0)
+
+
 class WidthRecipe(BaseModel):
     """PARE width: remove `ratio` of the teacher's self-attention heads, then recover by distillation."""
 
@@ -62,7 +74,8 @@ class WidthRecipe(BaseModel):
     )
     temporal_weight: float = Field(1.0, ge=0.0)  # temporal_aware: weight of the temporal score
     temporal_quota: float = Field(0.5, ge=0.0, le=1.0)  # temporal_quota: share of kept heads from the temporal half
-    recovery_steps: int = Field(200, ge=0)  # stage-1 distillation steps (0: prune only)
+    recovery_steps: int = Field(200, ge=0)  # stage-1 distillation steps (0: prune only; the cap with `stop`)
+    stop: StopRule | None = None  # stop recovery when the held-out validation loss plateaus
     norm_correction: bool = True  # fold the calibrated q/k RMS shift into the kept norm weights
     seed: int = Field(0, ge=0)  # seeds the random score and the recovery data
 
@@ -86,7 +99,8 @@ class DepthRecipe(BaseModel):
 
     budget: float = Field(gt=0.0, le=1.0)  # share of the student's block FLOPs executed per forward
     router: Literal["content", "timestep", "static"] = "content"
-    steps: int = Field(200, ge=0)  # stage-2 joint training steps
+    steps: int = Field(200, ge=0)  # stage-2 joint training steps (the cap with `stop`)
+    stop: StopRule | None = None  # stop joint training when the held-out validation loss plateaus
     hidden: int = Field(64, ge=1)  # router hidden width
     seed: int = Field(0, ge=0)  # seeds the router's init and the training data
     rank_weight: float = Field(1.0, ge=0.0)  # weight of the per-sample importance-ranking anchor
