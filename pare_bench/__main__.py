@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from pare_bench.suite import WIDTH_SCORES
+from pare_bench.train_teacher import TeacherRecipe
 from pare_bench.wan_zoo import WAN_MODELS
 from pare_bench.zoo import TINY_MODELS
 
 
 def _train_teacher(args) -> int:
-    from pare_bench.train_teacher import TeacherRecipe, train_teacher
+    from pare_bench.train_teacher import train_teacher
 
     recipe = TeacherRecipe(
         **{k: v for k, v in vars(args).items() if k in TeacherRecipe.__dataclass_fields__ and v is not None}
@@ -293,10 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=None)
     train.add_argument("--device", default="cpu")
     train.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the LR schedule follows it")
-    for name in ("steps", "batch", "warmup", "eval_every", "checkpoint_every", "probe_every", "seed"):
-        train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
-    for name in ("lr", "ema", "time_shift", "two_object_prob", "motion_weight", "object_weight"):
-        train.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
+    for field in dataclasses.fields(TeacherRecipe):  # one option per numeric recipe field: the recipe owns them
+        kind = {"int": int, "float": float}.get(field.type)
+        if kind is not None:
+            flag = f"--{field.name.replace('_', '-')}"
+            train.add_argument(flag, dest=field.name, type=kind, default=None, help=f"default {field.default}")
     train.add_argument("--init", default=None, help="start from these weights: 'shipped' or a directory")
     train.set_defaults(func=_train_teacher)
 
