@@ -156,7 +156,7 @@ def _flops(args) -> int:
 def _bench_gpu(args) -> int:
     from pare_bench.bench_gpu import bench_gpu, print_bench
 
-    print_bench(bench_gpu(args.models, args.toy, args.warmup, args.repeats, args.out))
+    print_bench(bench_gpu(args.models, args.toy, args.warmup, args.repeats, args.out, args.train_steps))
     print(f"written to {args.out}")
     return 0
 
@@ -331,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--toy", action="store_true", help="a small config on the CPU (tests the command)")
     gpu.add_argument("--warmup", type=int, default=2)
     gpu.add_argument("--repeats", type=int, default=5)
+    gpu.add_argument("--train-steps", type=int, default=0, help="also time N steps of training stages 1 and 2")
     gpu.add_argument("--out", type=Path, default=Path("results/bench_gpu.json"))
     gpu.set_defaults(func=_bench_gpu)
 

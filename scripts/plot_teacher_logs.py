@@ -1,10 +1,11 @@
 """Plot teacher training logs: loss, the swap probe, and in-training EMA eval scores.
 
-Usage: python scripts/plot_teacher_logs.py [RUN_DIR ...] [--out PNG]
+Usage: python scripts/plot_teacher_logs.py [RUN_DIR ...] [--out PNG] [--after RUN=PREVIOUS ...]
 Each RUN_DIR holds a `log.jsonl` written by `python -m pare_bench train-teacher` (default: every folder
 under docs/teachers/). The swap probe is the loss with each moving object's direction word swapped for
 its opposite minus the loss with the right word, at fixed noise levels: above zero means the model
-uses the word.
+uses the word. `--after t2v-C=t2v-B` draws run t2v-C (trained `--init` from t2v-B's weights) after t2v-B's
+last step.
 """
 
 import argparse
@@ -27,14 +28,19 @@ def _smooth(values: list[float], window: int = 25) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def plot(runs: list[Path], out: Path) -> None:
+def plot(runs: list[Path], out: Path, after: dict[str, str] | None = None) -> None:
     logs = {run: [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()] for run in runs}
+    last = {run.name: records[-1]["step"] for run, records in logs.items()}
+    for run, records in logs.items():  # a continued run: its steps count on from its predecessor's last
+        offset = last.get((after or {}).get(run.name), 0)
+        logs[run] = [{**r, "step": r["step"] + offset} for r in records]
     with_evals = any("eval" in r for records in logs.values() for r in records)
     figure, axes = plt.subplots(1, 3 if with_evals else 2, figsize=(15 if with_evals else 10, 3.8))
     loss_axis, probe_axis, eval_axis = (*axes, None) if not with_evals else axes
     for run, records in logs.items():
         loss = _smooth([r["loss"] for r in records])
-        loss_axis.plot(np.arange(len(loss)) + len(records) - len(loss) + 1, loss, lw=0.8, label=run.name)
+        first = records[0]["step"] + len(records) - len(loss)
+        loss_axis.plot(np.arange(len(loss)) + first, loss, lw=0.8, label=run.name)
         probes = [r for r in records if any(k.startswith("swap_") for k in r)]
         for key, style in (("swap_0.5", ":"), ("swap_0.75", "--"), ("swap_0.9", "-")):
             if probes and key in probes[0]:
@@ -63,9 +69,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "curves.png")
+    parser.add_argument("--after", action="append", default=[], help="RUN=PREVIOUS: RUN continues PREVIOUS")
     args = parser.parse_args()
     runs = args.runs or sorted(p.parent for p in ROOT.glob("*/log.jsonl"))
-    plot(runs, args.out)
+    plot(runs, args.out, dict(item.split("=", 1) for item in args.after))
 
 
 if __name__ == "__main__":

@@ -16,3 +16,11 @@ def test_bench_gpu_toy_runs_every_variant_and_writes_json(tmp_path, capsys):
     assert flops["width+routed"] < min(flops["width"], flops["routed"]) < flops["baseline"]
     assert rows["routed"]["ideal_speedup"] > 1.5  # 2 of 4 blocks
     assert "of ideal" in capsys.readouterr().out
+
+
+def test_bench_gpu_toy_times_both_training_stages(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench-gpu", "--toy", "--warmup", "0", "--repeats", "1", "--train-steps", "2", "--out", str(out)]) == 0
+    training = json.loads(out.read_text())["training"]
+    assert [row["stage"] for row in training] == ["recovery", "joint"]
+    assert all(len(row["seconds"]) == 2 and row["median_s"] > 0 and row["flops_per_step"] > 0 for row in training)
