@@ -33,7 +33,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainin
 from pare_bench.checkpoint import load_checkpoint, save_checkpoint
 from pare_bench.evaluate import evaluate
 from pare_bench.progress import progress
-from pare_bench.world.conditioning import image_condition, image_tokens
+from pare_bench.world.conditioning import WorldTextEncoder, image_condition, image_tokens
 from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, sample_prompt, tokenize, train_objects
 from pare_bench.world.render import BACKGROUND, render, sample_scene
 from pare_bench.zoo import IMAGE_PATCH, TinyWan, build_tiny, load_tiny
@@ -58,6 +58,7 @@ class TeacherRecipe:
     object_weight: float = 0.0  # extra loss weight on pixels an object covers (still objects included)
     init: str | None = None  # start from these weights ("shipped": the package's); None: from scratch
     probe_every: int = 50  # steps between swap probes (0: never)
+    text_attention: int = 0  # self-attention layers of the text encoder (more than `init` has: added, zero-init)
 
 
 def shifted_timesteps(batch: int, shift: float, generator: torch.Generator) -> torch.Tensor:
@@ -189,11 +190,24 @@ class GracefulStop:
             signal.signal(signum, handler)
 
 
+def with_text_attention(encoder: WorldTextEncoder, layers: int) -> WorldTextEncoder:
+    """`encoder` with `layers` self-attention layers; the added ones start as the identity (zero output
+    projection), so the model's outputs are unchanged until they train."""
+    torch.manual_seed(0)
+    grown = WorldTextEncoder(**{**encoder.config, "attention_layers": layers})
+    missing, unexpected = grown.load_state_dict(encoder.state_dict(), strict=False)
+    assert not unexpected and all(key.startswith("attention") for key in missing), (missing, unexpected)
+    return grown
+
+
 def initial_model(name: str, recipe: TeacherRecipe) -> TinyWan:
     """Random weights, or the weights `recipe.init` names ("shipped": the package's copy)."""
     if recipe.init is None:
-        return build_tiny(name, seed=recipe.seed)
-    model = load_tiny(name, None if recipe.init == "shipped" else Path(recipe.init))
+        model = build_tiny(name, seed=recipe.seed)
+    else:
+        model = load_tiny(name, None if recipe.init == "shipped" else Path(recipe.init))
+    if recipe.text_attention > model.text_encoder.config.attention_layers:
+        model.text_encoder = with_text_attention(model.text_encoder, recipe.text_attention)
     model.transformer.requires_grad_(True)
     model.text_encoder.requires_grad_(True)
     return model

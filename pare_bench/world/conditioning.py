@@ -23,21 +23,45 @@ WAN_TEXT_CONTEXT = 512
 
 
 class WorldTextEncoder(ModelMixin, ConfigMixin):
-    """Word embedding plus learned positions, then one pre-norm MLP: (B, L) ids -> (B, L, dim)."""
+    """Word embedding plus learned positions, `attention_layers` pre-norm self-attention layers, then one
+    pre-norm MLP: (B, L) ids -> (B, L, dim).
+
+    Without self-attention every output token is its own word at its own position: "down" does not know
+    which object it belongs to, and a teacher given "a magenta circle standing still and a yellow square moving
+    down" moved both objects down (the two-object failures of docs/TEACHERS.md). UMT5, Wan2.1's encoder, is
+    contextual; one attention layer lets each motion word carry its phrase's colour and shape. Its output
+    projection starts at zero, so adding it to trained weights changes nothing until it is trained.
+    """
 
     @register_to_config
     def __init__(
-        self, vocab_size: int = len(VOCAB), max_tokens: int = MAX_TOKENS, dim: int = 64, context_len: int = MAX_TOKENS
+        self,
+        vocab_size: int = len(VOCAB),
+        max_tokens: int = MAX_TOKENS,
+        dim: int = 64,
+        context_len: int = MAX_TOKENS,
+        attention_layers: int = 0,
+        heads: int = 4,
     ):
         super().__init__()
         self.word = nn.Embedding(vocab_size, dim)
         self.position = nn.Parameter(torch.zeros(max_tokens, dim))
+        self.attention_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(attention_layers))
+        self.attentions = nn.ModuleList(
+            nn.MultiheadAttention(dim, heads, batch_first=True) for _ in range(attention_layers)
+        )
+        for attention in self.attentions:
+            nn.init.zeros_(attention.out_proj.weight)
+            nn.init.zeros_(attention.out_proj.bias)
         self.norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         nn.init.normal_(self.position, std=0.02)
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         hidden = self.word(token_ids) + self.position[: token_ids.shape[1]]  # (B, L, dim)
+        for norm, attention in zip(self.attention_norms, self.attentions):
+            normed = norm(hidden)
+            hidden = hidden + attention(normed, normed, normed, need_weights=False)[0]
         hidden = hidden + self.mlp(self.norm(hidden))
         pad = self.config.context_len - hidden.shape[1]
         # Zero padding past the prompt, as WanPipeline does with UMT5 states beyond the sequence length.

@@ -77,3 +77,20 @@ def test_training_from_shipped_weights_stops_cleanly_on_sigint(tmp_path):
     assert 0 < len(steps) < 50  # stopped early, after a whole step
     assert (ema_dir / "transformer").is_dir() and (tmp_path / "checkpoint.pt").is_file()
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+
+
+def test_text_attention_starts_as_the_identity_and_round_trips(tmp_path):
+    from pare_bench.train_teacher import TeacherRecipe, initial_model
+    from pare_bench.world.prompts import tokenize
+
+    shipped = load_tiny("tiny-wan-t2v")
+    grown = initial_model("tiny-wan-t2v", TeacherRecipe(init="shipped", text_attention=1))
+    ids = torch.tensor([tokenize("a magenta circle standing still and a yellow square moving down")])
+    assert grown.text_encoder.config.attention_layers == 1
+    assert torch.equal(grown.text_encoder(ids), shipped.text_encoder(ids))  # zero-init: nothing changes yet
+    with torch.no_grad():
+        grown.text_encoder.attentions[0].out_proj.weight.normal_()
+    grown.save(tmp_path)
+    loaded = load_tiny("tiny-wan-t2v", tmp_path)
+    assert torch.equal(loaded.text_encoder(ids), grown.text_encoder(ids))
+    assert not torch.equal(loaded.text_encoder(ids), shipped.text_encoder(ids))  # now each word sees its phrase
