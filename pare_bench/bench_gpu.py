@@ -70,6 +70,19 @@ def _timer(device: torch.device):
     return timed
 
 
+def _random_inputs(config: dict, grid: tuple[int, int, int], dtype: torch.dtype, seed: int) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = {
+        "hidden_states": torch.randn(1, config["in_channels"], *grid, generator=generator).to(dtype),
+        "timestep": torch.tensor([500.0]),
+        "encoder_hidden_states": torch.randn(1, TEXT_TOKENS, config["text_dim"], generator=generator).to(dtype),
+    }
+    if "image_dim" in config:
+        image = torch.randn(1, IMAGE_TOKENS, config["image_dim"], generator=generator)
+        inputs["encoder_hidden_states_image"] = image.to(dtype)
+    return inputs
+
+
 def bench_model(
     name: str,
     config: dict,
@@ -88,13 +101,7 @@ def bench_model(
     layers, heads = config["num_layers"], config["num_attention_heads"]
     with torch.device(device):
         base = _in_dtype(WanTransformer3DModel(**config), dtype).eval()
-        inputs = {
-            "hidden_states": torch.randn(1, config["in_channels"], *grid, dtype=dtype),
-            "timestep": torch.tensor([500.0]),
-            "encoder_hidden_states": torch.randn(1, TEXT_TOKENS, config["text_dim"], dtype=dtype),
-        }
-        if image:
-            inputs["encoder_hidden_states_image"] = torch.randn(1, IMAGE_TOKENS, config["image_dim"], dtype=dtype)
+    inputs = {k: v.to(device) for k, v in _random_inputs(config, grid, dtype, seed=0).items()}
     keep = heads - round(heads * ratio)
     plan = HeadPlan(tuple(tuple(range(keep)) for _ in range(layers)))
     executed = math.floor(budget * layers + 1e-9)
@@ -144,19 +151,6 @@ def bench_model(
     del base
     gc.collect()
     return rows
-
-
-def _random_inputs(config: dict, grid: tuple[int, int, int], dtype: torch.dtype, seed: int) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    inputs = {
-        "hidden_states": torch.randn(1, config["in_channels"], *grid, generator=generator).to(dtype),
-        "timestep": torch.tensor([500.0]),
-        "encoder_hidden_states": torch.randn(1, TEXT_TOKENS, config["text_dim"], generator=generator).to(dtype),
-    }
-    if "image_dim" in config:
-        image = torch.randn(1, IMAGE_TOKENS, config["image_dim"], generator=generator)
-        inputs["encoder_hidden_states_image"] = image.to(dtype)
-    return inputs
 
 
 def bench_training(

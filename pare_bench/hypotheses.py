@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pare_bench.intervals import CONFIDENCE, RESAMPLES, mean_interval, video_values
+from pare_bench.intervals import difference_interval, mean_interval, video_values
 from pare_bench.metrics import METRICS
 
 
@@ -78,13 +78,7 @@ def _replica_interval(table: pd.DataFrame, systems: list[str], references: list[
     videos), difference of the two means. NaN when neither side has two replicas."""
     if len(systems) < 2 and len(references) < 2:
         return math.nan, math.nan
-    side, other = table[systems].mean(axis=0).to_numpy(), table[references].mean(axis=0).to_numpy()
-    if len(other) == 1:  # one reference: the interval of the replicas' mean difference
-        return _interval(side - other[0])
-    rng = np.random.default_rng(0)
-    draws = rng.choice(side, (RESAMPLES, len(side))).mean(1) - rng.choice(other, (RESAMPLES, len(other))).mean(1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
+    return difference_interval(table[systems].mean(axis=0).to_numpy(), table[references].mean(axis=0).to_numpy())
 
 
 def compare_to_reference(records: list[dict], manifest: dict, reference: str) -> pd.DataFrame:

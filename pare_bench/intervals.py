@@ -48,6 +48,28 @@ def mean_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, floa
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def difference_interval(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """(low, high) of a percentile bootstrap interval of mean(a) - mean(b), each sample resampled on its own
+    (unpaired: e.g. the training-seed replicas of two systems). A one-value side is a constant."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(b) == 1:
+        return mean_interval(a - b[0], seed)[1:]
+    if len(a) == 1:
+        _, low, high = mean_interval(b, seed)
+        return a[0] - high, a[0] - low
+    if np.all(a == a[0]) and np.all(b == b[0]):
+        return a[0] - b[0], a[0] - b[0]
+    result = bootstrap(
+        (a, b),
+        lambda x, y, axis=-1: x.mean(axis) - y.mean(axis),
+        confidence_level=CONFIDENCE,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        random_state=seed,
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def interval_table(records: list[dict]) -> pd.DataFrame:
     """Rows (system, column): n, mean, low, high, over the videos behind each quality column."""
     values = video_values(records)

@@ -31,7 +31,6 @@ import torch
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pare_bench.checkpoint import load_checkpoint, save_checkpoint
-from pare_bench.evaluate import evaluate
 from pare_bench.progress import progress
 from pare_bench.world.conditioning import WorldTextEncoder, image_condition, image_tokens
 from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, sample_prompt, tokenize, train_objects
@@ -270,6 +269,8 @@ def train_teacher(
                 probe = " ".join(f"{k} {v:+.5f}" for k, v in record.items() if k.startswith("swap"))
                 bar.console.print(f"step {step} loss {loss.item():.4f} {probe}")
             if recipe.eval_every and step % recipe.eval_every == 0:
+                from pare_bench.evaluate import evaluate  # sampling and scoring: not needed to build the CLI
+
                 record["eval"] = evaluate(ema, "eval")
                 bar.console.print(f"step {step} eval {json.dumps({k: round(v, 3) for k, v in record['eval'].items()})}")
             log.write(json.dumps(record) + "\n")

@@ -167,7 +167,7 @@ def train_joint(
 
     `pool` (`pare_core.router.importance_pool`: router inputs and per-sample block importances) anchors what
     the router learns from its inputs. Without it, distillation through straight-through gates plus a budget
-    loss that pulls every input alike teaches the per-block biases first, and the routers of session 3 all
+    loss that pulls every input alike teaches the per-block biases first, and the unanchored routers all
     collapsed to one static block set. With it, the router is first fitted to rank each sample's blocks by
     their measured importance (`rank_warmup` steps, router only; then one shift of its bias puts the mean keep
     probability at the budget), and `rank_weight` x `rank_loss` on the whole
