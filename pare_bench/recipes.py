@@ -19,8 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pare_bench.artifacts import (  # noqa: F401  ARTIFACTS_ENV, artifacts_root: part of this module's API
     ARTIFACTS_ENV,
@@ -35,6 +33,7 @@ from pare_bench.artifacts import (  # noqa: F401  ARTIFACTS_ENV, artifacts_root:
 )
 from pare_bench.checkpoint import load_state, save_state
 from pare_bench.progress import progress
+from pare_bench.step_data import segment_pairs, teacher_trajectories
 from pare_bench.suite import DepthRecipe, Recipe, WidthRecipe
 from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
 from pare_bench.width import calibration_inputs, profile_model
@@ -266,7 +265,7 @@ def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
         return load_state(path)
     batches = recovery_batches(teacher, POOL_DATA_SEED + depth.seed)
     directory.mkdir(parents=True, exist_ok=True)
-    with Progress(*bar_columns(f"importance pool {directory.name}"), console=Console(stderr=True)) as bar:
+    with progress(None, *bar_columns(f"importance pool {directory.name}")) as bar:
         task = bar.add_task("pool", total=depth.pool)
         pool = importance_pool(
             student, [batches(i) for i in range(depth.pool)], lambda: bar.advance(task), depth.content
@@ -347,87 +346,6 @@ def base_transformer(
     if recipe.width is not None:
         return width_student(teacher, recipe.width, root, retrain)
     return copy.deepcopy(teacher.transformer)
-
-
-def _guided_velocity(model, context: dict, condition: dict, guidance: float):
-    """v(x, sigma) of `model` with classifier-free guidance, as the harness's sampler computes it."""
-
-    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        hidden = x if "condition" not in condition else torch.cat([x, condition["condition"]], dim=1)
-        extra = {"encoder_hidden_states_image": condition["image"]} if "image" in condition else {}
-        timestep = 1000 * sigma
-        cond = model(hidden, timestep, context["cond"], return_dict=False, **extra)[0]
-        if guidance == 1.0:
-            return cond
-        uncond = model(hidden, timestep, context["uncond"], return_dict=False, **extra)[0]
-        return uncond + guidance * (cond - uncond)
-
-    return velocity
-
-
-TRAJECTORY_BATCH = 8
-
-
-@torch.no_grad()
-def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path) -> dict:
-    """`recipe.trajectories` teacher trajectories from training-split prompts, states at the student's sigmas;
-    saved in chunks under `directory/trajectories/`, so an interrupted run keeps what it made."""
-    from pare_core.step_distill import student_sigmas, teacher_trajectory
-
-    sigmas = student_sigmas(recipe.steps, recipe.shift)
-    folder = directory / "trajectories"
-    folder.mkdir(parents=True, exist_ok=True)
-    chunks = -(-recipe.trajectories // TRAJECTORY_BATCH)
-    columns = (
-        TextColumn(f"teacher trajectories {directory.name}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with progress(None, *columns) as bar:
-        task = bar.add_task("trajectories", total=chunks)
-        for chunk in range(chunks):
-            path = folder / f"{chunk:05d}.pt"
-            if not path.exists():
-                rng = random.Random(recipe.seed * 1_000_003 + chunk)
-                batch = training_batch(teacher, TeacherRecipe(batch=TRAJECTORY_BATCH, prompt_dropout=0.0), rng, "cpu")
-                empty = torch.zeros_like(batch["tokens"])
-                context = {"cond": teacher.text_encoder(batch["tokens"]), "uncond": teacher.text_encoder(empty)}
-                condition = {k: batch[k] for k in ("condition", "image") if k in batch}
-                generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + chunk)
-                noise = torch.randn(batch["video"].shape, generator=generator)
-                velocity = _guided_velocity(model, context, condition, recipe.guidance)
-                states = teacher_trajectory(velocity, noise, sigmas, recipe.substeps)
-                save_state(path, {"states": states, "tokens": batch["tokens"], **condition})
-            bar.advance(task)
-    parts = [load_state(folder / f"{chunk:05d}.pt") for chunk in range(chunks)]  # checksummed, as checkpoints
-    return {key: torch.cat([p[key] for p in parts], dim=1 if key == "states" else 0) for key in parts[0]}
-
-
-def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
-    """step -> (student forward kwargs, target velocity) for `batch` random (trajectory, segment) pairs."""
-    from pare_core.step_distill import segment_targets, student_sigmas
-
-    sigmas = student_sigmas(recipe.steps, recipe.shift)
-    targets = segment_targets(data["states"], sigmas)  # (K, N, ...)
-
-    @torch.no_grad()
-    def pairs_at(step: int) -> tuple[dict, torch.Tensor]:
-        generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
-        n = torch.randint(data["states"].shape[1], (batch,), generator=generator)
-        k = torch.randint(recipe.steps, (batch,), generator=generator)
-        x = data["states"][k, n]
-        hidden = x if "condition" not in data else torch.cat([x, data["condition"][n]], dim=1)
-        inputs = {
-            "hidden_states": hidden,
-            "timestep": 1000 * sigmas[k],
-            "encoder_hidden_states": teacher.text_encoder(data["tokens"][n]),
-        }
-        if "image" in data:
-            inputs["encoder_hidden_states_image"] = data["image"][n]
-        return inputs, targets[k, n]
-
-    return pairs_at
 
 
 def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retrain: bool = False):

@@ -1,0 +1,91 @@
+"""Step-distillation data on the tiny world: teacher trajectories at the student's sigmas (kept in checksummed
+chunks, so an interrupted run keeps what it made) and the (student input, target velocity) pairs drawn from them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from pare_bench.artifacts import bar_columns
+from pare_bench.checkpoint import load_state, save_state
+from pare_bench.progress import progress
+from pare_bench.train_teacher import TeacherRecipe, training_batch
+from pare_bench.zoo import TinyWan
+
+
+def _guided_velocity(model, context: dict, condition: dict, guidance: float):
+    """v(x, sigma) of `model` with classifier-free guidance, as the harness's sampler computes it."""
+
+    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        hidden = x if "condition" not in condition else torch.cat([x, condition["condition"]], dim=1)
+        extra = {"encoder_hidden_states_image": condition["image"]} if "image" in condition else {}
+        timestep = 1000 * sigma
+        cond = model(hidden, timestep, context["cond"], return_dict=False, **extra)[0]
+        if guidance == 1.0:
+            return cond
+        uncond = model(hidden, timestep, context["uncond"], return_dict=False, **extra)[0]
+        return uncond + guidance * (cond - uncond)
+
+    return velocity
+
+
+TRAJECTORY_BATCH = 8
+
+
+@torch.no_grad()
+def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path) -> dict:
+    """`recipe.trajectories` teacher trajectories from training-split prompts, states at the student's sigmas;
+    saved in chunks under `directory/trajectories/`, so an interrupted run keeps what it made."""
+    from pare_core.step_distill import student_sigmas, teacher_trajectory
+
+    sigmas = student_sigmas(recipe.steps, recipe.shift)
+    folder = directory / "trajectories"
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks = -(-recipe.trajectories // TRAJECTORY_BATCH)
+    with progress(None, *bar_columns(f"teacher trajectories {directory.name}")) as bar:
+        task = bar.add_task("trajectories", total=chunks)
+        for chunk in range(chunks):
+            path = folder / f"{chunk:05d}.pt"
+            if not path.exists():
+                rng = random.Random(recipe.seed * 1_000_003 + chunk)
+                batch = training_batch(teacher, TeacherRecipe(batch=TRAJECTORY_BATCH, prompt_dropout=0.0), rng, "cpu")
+                empty = torch.zeros_like(batch["tokens"])
+                context = {"cond": teacher.text_encoder(batch["tokens"]), "uncond": teacher.text_encoder(empty)}
+                condition = {k: batch[k] for k in ("condition", "image") if k in batch}
+                generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + chunk)
+                noise = torch.randn(batch["video"].shape, generator=generator)
+                velocity = _guided_velocity(model, context, condition, recipe.guidance)
+                states = teacher_trajectory(velocity, noise, sigmas, recipe.substeps)
+                save_state(path, {"states": states, "tokens": batch["tokens"], **condition})
+            bar.advance(task)
+    parts = [load_state(folder / f"{chunk:05d}.pt") for chunk in range(chunks)]  # checksummed, as checkpoints
+    return {key: torch.cat([p[key] for p in parts], dim=1 if key == "states" else 0) for key in parts[0]}
+
+
+def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
+    """step -> (student forward kwargs, target velocity) for `batch` random (trajectory, segment) pairs."""
+    from pare_core.step_distill import segment_targets, student_sigmas
+
+    sigmas = student_sigmas(recipe.steps, recipe.shift)
+    targets = segment_targets(data["states"], sigmas)  # (K, N, ...)
+
+    @torch.no_grad()
+    def pairs_at(step: int) -> tuple[dict, torch.Tensor]:
+        generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
+        n = torch.randint(data["states"].shape[1], (batch,), generator=generator)
+        k = torch.randint(recipe.steps, (batch,), generator=generator)
+        x = data["states"][k, n]
+        hidden = x if "condition" not in data else torch.cat([x, data["condition"][n]], dim=1)
+        inputs = {
+            "hidden_states": hidden,
+            "timestep": 1000 * sigmas[k],
+            "encoder_hidden_states": teacher.text_encoder(data["tokens"][n]),
+        }
+        if "image" in data:
+            inputs["encoder_hidden_states_image"] = data["image"][n]
+        return inputs, targets[k, n]
+
+    return pairs_at
