@@ -14,6 +14,9 @@ Two additions make the motion word pay on a 2-core CPU (docs/TEACHERS.md has the
 - the swap probe (`swap_probe`): the loss with each moving object's direction word swapped for its
   opposite, minus the loss with the right word, at fixed noise levels. Zero means the word is
   ignored; it is logged every `probe_every` steps.
+- the binding probe (same function, `kind="bind"`): two-object prompts with the two motion words
+  exchanged between the objects. Zero means the model reads the words but not which object each
+  belongs to, the failure of the one-object-trained teachers (docs/TEACHERS.md).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainin
 from pare_bench.checkpoint import load_checkpoint, save_checkpoint
 from pare_bench.progress import progress
 from pare_bench.world.conditioning import WorldTextEncoder, image_condition, image_tokens
-from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, sample_prompt, tokenize, train_objects
+from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, WorldObject, sample_prompt, tokenize, train_objects
 from pare_bench.world.render import BACKGROUND, render, sample_scene
 from pare_bench.zoo import IMAGE_PATCH, TinyWan, build_tiny, load_tiny
 
@@ -126,18 +129,41 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 PROBE_TIMES = (0.5, 0.75, 0.9)
 
 
-def probe_batch(model: TinyWan, size: int = 32) -> tuple[dict, dict]:
-    """A fixed batch of one-object moving prompts on held-out seeds, and the same with each direction swapped."""
+def _probe_prompts(kind: str, size: int) -> list[tuple[Prompt, str]]:
+    """`size` fixed probe prompts of `kind`, each with its wrong text.
+
+    - "swap": one moving object; the wrong text names the opposite direction.
+    - "bind": two objects of different colours and motions; the wrong text exchanges the two motion words,
+      so both texts name the same words and only which object each belongs to differs.
+    """
     rng = random.Random(12345)
-    objects = [obj for obj in train_objects() if obj.motion in OPPOSITE]
-    prompts = [Prompt((rng.choice(objects),)) for _ in range(size)]
-    scenes = [sample_scene(prompt, EVAL_SEED_BASE + i, model.spec.world) for i, prompt in enumerate(prompts)]
+    objects = train_objects()
+    pairs = []
+    while len(pairs) < size:
+        if kind == "swap":
+            first = rng.choice([obj for obj in objects if obj.motion in OPPOSITE])
+            wrong = WorldObject(first.colour, first.shape, OPPOSITE[first.motion])
+            pairs.append((Prompt((first,)), Prompt((wrong,)).text))
+            continue
+        first, second = rng.sample(objects, 2)
+        if first.colour == second.colour or first.motion == second.motion:
+            continue
+        wrong = (
+            WorldObject(first.colour, first.shape, second.motion),
+            WorldObject(second.colour, second.shape, first.motion),
+        )
+        pairs.append((Prompt((first, second)), Prompt(wrong).text))
+    return pairs
+
+
+def probe_batch(model: TinyWan, size: int = 32, kind: str = "swap") -> tuple[dict, dict]:
+    """A fixed batch of probe prompts (`_probe_prompts`) rendered on held-out seeds, and the same videos
+    with the wrong text."""
+    pairs = _probe_prompts(kind, size)
+    scenes = [sample_scene(prompt, EVAL_SEED_BASE + i, model.spec.world) for i, (prompt, _) in enumerate(pairs)]
     video = render(scenes, model.spec.world) * 2 - 1
-    batch = {"video": video, "tokens": torch.tensor([tokenize(p.text) for p in prompts])}
-    swapped = [
-        p.text.replace(f"moving {p.objects[0].motion}", f"moving {OPPOSITE[p.objects[0].motion]}") for p in prompts
-    ]
-    batch_swapped = {**batch, "tokens": torch.tensor([tokenize(text) for text in swapped])}
+    batch = {"video": video, "tokens": torch.tensor([tokenize(prompt.text) for prompt, _ in pairs])}
+    batch_swapped = {**batch, "tokens": torch.tensor([tokenize(wrong) for _, wrong in pairs])}
     if model.spec.task == "i2v":
         first = video[:, :, 0]
         for b in (batch, batch_swapped):
@@ -146,17 +172,21 @@ def probe_batch(model: TinyWan, size: int = 32) -> tuple[dict, dict]:
     return batch, batch_swapped
 
 
+PROBES = ("swap", "bind")
+
+
 @torch.no_grad()
-def swap_probe(model: TinyWan, batches: tuple[dict, dict]) -> dict[str, float]:
-    """Plain (unweighted) loss with the swapped word minus with the right word, at each of PROBE_TIMES."""
+def swap_probe(model: TinyWan, batches: tuple[dict, dict], name: str = "swap") -> dict[str, float]:
+    """Plain (unweighted) loss with the wrong text minus with the right text, at each of PROBE_TIMES,
+    keyed `{name}_{t}`. Zero means the model cannot tell the texts apart."""
     plain = TeacherRecipe(motion_weight=0.0)
     deltas = {}
     for level in PROBE_TIMES:
         t = torch.full((batches[0]["video"].shape[0],), level)
         losses = [
             flow_matching_loss(model, b, plain, torch.Generator().manual_seed(7), t).item() for b in batches
-        ]  # same noise for both: only the word differs
-        deltas[f"swap_{level}"] = losses[1] - losses[0]
+        ]  # same noise for both: only the text differs
+        deltas[f"{name}_{level}"] = losses[1] - losses[0]
     return deltas
 
 
@@ -237,7 +267,7 @@ def train_teacher(
     deadline = time.monotonic() + 60 * minutes if minutes else math.inf
     model.transformer.train()
     step = state["step"]
-    probes = probe_batch(model) if recipe.probe_every else None
+    probes = {kind: probe_batch(model, kind=kind) for kind in PROBES} if recipe.probe_every else None
     stop = GracefulStop()  # SIGINT / SIGTERM: finish the step, write the checkpoint and the EMA, then return
     with progress(
         None,
@@ -265,8 +295,9 @@ def train_teacher(
             bar.update(task, completed=step, loss=loss.item())
             record = {"step": step, "loss": loss.item(), "lr": lr, "seconds": time.monotonic() - started}
             if probes and (step % recipe.probe_every == 0 or step == 1):
-                record.update(swap_probe(ema, probes))  # the EMA is what ships and what is evaluated
-                probe = " ".join(f"{k} {v:+.5f}" for k, v in record.items() if k.startswith("swap"))
+                for kind, batches in probes.items():  # the EMA is what ships and what is evaluated
+                    record.update(swap_probe(ema, batches, kind))
+                probe = " ".join(f"{k} {v:+.5f}" for k, v in record.items() if k.startswith(PROBES))
                 bar.console.print(f"step {step} loss {loss.item():.4f} {probe}")
             if recipe.eval_every and step % recipe.eval_every == 0:
                 from pare_bench.evaluate import evaluate  # sampling and scoring: not needed to build the CLI

@@ -63,6 +63,28 @@ def test_swap_probe_is_zero_for_a_model_blind_to_words_and_not_for_the_teacher()
     assert all(v == 0.0 for v in swap_probe(teacher, batches).values())
 
 
+def test_binding_probe_exchanges_the_motion_words_between_two_objects():
+    """The binding probe's wrong text holds the same words as the right one, in another order: each object
+    gets the other's motion. A model that ignores words scores exactly zero on it."""
+    import torch
+
+    from pare_bench.train_teacher import _probe_prompts, probe_batch, swap_probe
+    from pare_bench.world.prompts import parse_prompt
+
+    pairs = _probe_prompts("bind", 16)
+    for prompt, wrong in pairs:
+        right, exchanged = prompt.objects, parse_prompt(wrong).objects
+        assert [o.motion for o in exchanged] == [o.motion for o in reversed(right)] != [o.motion for o in right]
+        assert [(o.colour, o.shape) for o in exchanged] == [(o.colour, o.shape) for o in right]
+        assert sorted(prompt.text.split()) == sorted(wrong.split())
+    teacher = load_tiny("tiny-wan-t2v")
+    batches = probe_batch(teacher, size=4, kind="bind")
+    assert set(swap_probe(teacher, batches, "bind")) == {"bind_0.5", "bind_0.75", "bind_0.9"}
+    with torch.no_grad():
+        teacher.text_encoder.word.weight.zero_()
+    assert all(v == 0.0 for v in swap_probe(teacher, batches, "bind").values())
+
+
 @pytest.mark.slow
 def test_training_from_shipped_weights_stops_cleanly_on_sigint(tmp_path):
     import os
