@@ -161,6 +161,20 @@ def _bench_gpu(args) -> int:
     return 0
 
 
+def _training_cost(args) -> int:
+    import json
+
+    from pare_bench.training_cost import RESOLUTIONS, cost_markdown, stage_costs
+
+    rows = [stage_costs(name, resolution) for name in args.models for resolution in args.resolutions or RESOLUTIONS]
+    print(cost_markdown(rows))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=2))
+        print(f"written to {args.out}")
+    return 0
+
+
 def _encode_latents(args) -> int:
     from pare_bench.latent_cache import encode_dataset
     from pare_bench.wan_zoo import load_wan, wan_model
@@ -334,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--train-steps", type=int, default=0, help="also time N steps of training stages 1 and 2")
     gpu.add_argument("--out", type=Path, default=Path("results/bench_gpu.json"))
     gpu.set_defaults(func=_bench_gpu)
+
+    cost = sub.add_parser("training-cost", help="FLOPs, GPU-hours and memory of PARE's training stages on Wan2.1")
+    cost.add_argument(
+        "--models",
+        nargs="+",
+        default=["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b-720p"],
+        choices=sorted(WAN_MODELS),
+    )
+    cost.add_argument("--resolutions", nargs="+", default=None, choices=["480p", "720p"])
+    cost.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    cost.set_defaults(func=_training_cost)
 
     encode = sub.add_parser("encode-latents", help="encode mp4 files + captions (JSONL) to a latent cache for training")
     encode.add_argument("--model", required=True, choices=sorted(WAN_MODELS))

@@ -236,6 +236,36 @@ def analytic_flops(
     )
 
 
+def attention_core_flops(
+    config: Mapping[str, Any],
+    frames: int,
+    height: int,
+    width: int,
+    text_len: int,
+    image_len: int = 0,
+    heads_per_block: list[int] | None = None,
+    cross_heads_per_block: list[int] | None = None,
+    blocks_executed: float | None = None,
+) -> float:
+    """FLOPs of the attention matmuls alone (Q K^T and P V of attn1 and attn2) in one forward at batch 1.
+
+    They are part of ``analytic_flops``; training needs them apart, because a fused attention backward
+    recomputes Q K^T and so costs 2.5 forwards (torch's ``sdpa_backward_flop_count``) where a linear's costs 2.
+    Arguments as in ``analytic_flops``.
+    """
+    head_dim, num_layers = config["attention_head_dim"], config["num_layers"]
+    p_t, p_h, p_w = config["patch_size"]
+    tokens = (frames // p_t) * (height // p_h) * (width // p_w)
+    text_ctx, image_ctx = text_len, image_len
+    if _get(config, "added_kv_proj_dim") is not None:
+        text_ctx, image_ctx = WAN_TEXT_CONTEXT_LEN, text_len + image_len - WAN_TEXT_CONTEXT_LEN
+    heads = _per_block(config, "heads_per_block", heads_per_block)
+    cross = _per_block(config, "cross_heads_per_block", cross_heads_per_block)
+    total = sum(_attention(1, h, tokens, tokens, head_dim) for h in heads)
+    total += sum(_attention(1, c, tokens, text_ctx + image_ctx, head_dim) for c in cross)
+    return total * (blocks_executed / num_layers if blocks_executed is not None else 1)
+
+
 # -----------------------------------------------------------------------------
 # 2. Runtime count (torch.utils.flop_counter)
 
