@@ -61,6 +61,7 @@ class TeacherRecipe:
     init: str | None = None  # start from these weights ("shipped": the package's); None: from scratch
     probe_every: int = 50  # steps between swap probes (0: never)
     text_attention: int = 0  # self-attention layers of the text encoder (more than `init` has: added, zero-init)
+    attention_lr_scale: float = 1.0  # learning-rate multiplier of the text encoder's self-attention layers
 
 
 def shifted_timesteps(batch: int, shift: float, generator: torch.Generator) -> torch.Tensor:
@@ -250,7 +251,11 @@ def train_teacher(
     model = initial_model(name, recipe).to(device)
     ema = copy.deepcopy(model)
     params = [*model.transformer.parameters(), *model.text_encoder.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    attention = {id(p) for p in model.text_encoder.attentions.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in attention], "lr_scale": 1.0}]
+    if attention:  # the zero-initialised layers grow from nothing: a larger step lets them matter sooner
+        groups.append({"params": [p for p in params if id(p) in attention], "lr_scale": recipe.attention_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
     state = {
         "step": 0,
         "rng": random.Random(recipe.seed).getstate(),
@@ -284,7 +289,7 @@ def train_teacher(
             share = max(step / recipe.steps, (time.monotonic() - started) / (deadline - started))
             lr = lr_at(step, share, recipe)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             loss = flow_matching_loss(model, training_batch(model, recipe, rng, device), recipe, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

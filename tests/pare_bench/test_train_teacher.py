@@ -116,3 +116,22 @@ def test_text_attention_starts_as_the_identity_and_round_trips(tmp_path):
     loaded = load_tiny("tiny-wan-t2v", tmp_path)
     assert torch.equal(loaded.text_encoder(ids), grown.text_encoder(ids))
     assert not torch.equal(loaded.text_encoder(ids), shipped.text_encoder(ids))  # now each word sees its phrase
+
+
+def test_the_attention_learning_rate_scale_reaches_only_the_added_layers(tmp_path):
+    """One step of training from shipped weights with `attention_lr_scale` 10: the zero-initialised attention
+    layers take their first step at 10x the rate (AdamW's first step moves every weight by about its rate), and
+    the other weights at 1x."""
+    from pare_bench.checkpoint import load_state
+    from pare_bench.train_teacher import initial_model
+
+    recipe = TeacherRecipe(
+        steps=1, batch=2, warmup=1, eval_every=0, probe_every=0, init="shipped", text_attention=1,
+        attention_lr_scale=10.0, lr=1e-3, weight_decay=0.0,
+    )  # fmt: skip
+    train_teacher("tiny-wan-t2v", tmp_path, recipe)
+    before = initial_model("tiny-wan-t2v", recipe).text_encoder.state_dict()
+    after = load_state(tmp_path / "checkpoint.pt")["model.text_encoder"]
+    step = {k: float((after[k] - before[k]).abs().max()) for k in before}
+    assert step["attentions.0.out_proj.weight"] == pytest.approx(1e-2, rel=0.05)
+    assert step["mlp.0.weight"] == pytest.approx(1e-3, rel=0.05)
