@@ -1,5 +1,6 @@
-"""The FLOPs cross-check of `run`: each system's run-time FLOP count against the analytic formula and, for dense
-systems, fvcore; a routed system's formula follows the block decisions recorded for the same video."""
+"""The FLOPs cross-check of a tiny-world `run` (`TinyBackend.flops_cross_check`): each system's run-time FLOP
+count against the analytic formula and, for dense systems, fvcore; a routed system's formula follows the block
+decisions recorded for the same video."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 
 from pare_bench.store import RunStore
 from pare_bench.systems import System
-from pare_bench.zoo import IMAGE_PATCH, TinyWan
+from pare_bench.zoo import IMAGE_PATCH
 from pare_core.flops import analytic_flops, block_flops, fvcore_flops
 from pare_core.router import attached_router, router_size
 
@@ -32,8 +33,6 @@ def flops_cross_check(store: RunStore, system: System) -> None:
     recorded for the same video; fvcore's trace cannot follow data-dependent routing, so it is left out there."""
     if any(r["kind"] == "flops_check" and r["system"] == system.name for r in store.records()):
         return
-    if not isinstance(system.model, TinyWan):
-        return  # Wan: `python -m pare_bench flops` cross-checks the formula at real scale on the meta device
     model, world = system.model, system.model.spec.world
     config = dict(model.transformer.config)
     text_len = model.spec.text_context

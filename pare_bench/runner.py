@@ -16,27 +16,26 @@ import torch
 from rich.console import Console
 
 from pare_bench import vbench_i2v
+from pare_bench.backend import Backend
 from pare_bench.checkpoint import CorruptCheckpointError
 from pare_bench.distributed import Ranks, ranks
-from pare_bench.evaluate import first_frames
-from pare_bench.flops_check import flops_cross_check
 from pare_bench.intervals import print_end_of_run
 from pare_bench.manifest import build_manifest, load_average
 from pare_bench.metrics import get_metric
-from pare_bench.metrics.fid import InceptionFeatures, inception_fid, inception_problems, load_world_features
+from pare_bench.metrics.fid import inception_problems
 from pare_bench.metrics.paired import lpips_problems
 from pare_bench.metrics.vbench import LONG_SECONDS, long_problems, vbench_problems
 from pare_bench.progress import progress
-from pare_bench.recipes import width_plan
 from pare_bench.report import write_outputs
 from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, build_system
+from pare_bench.tiny_backend import TinyBackend
 from pare_bench.vbench_phase import compute_vbench, vbench_dimensions, vbench_mode
 from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
 from pare_bench.world.prompts import parse_prompt
-from pare_bench.world.render import render_prompt, to_uint8
-from pare_bench.zoo import TINY_MODELS, TinyWan, load_tiny
+from pare_bench.world.render import to_uint8
+from pare_bench.zoo import TINY_MODELS, load_tiny
 from pare_core.flops import RuntimeFlopCounter
 
 
@@ -67,37 +66,34 @@ def video_seconds(suite: Suite) -> float:
     return frames / VIDEO_FPS
 
 
-def load_model(suite: Suite, suite_path: Path):
-    """The tiny teacher, or a Wan pipeline from local files (missing weights fail here, before any write)."""
+def load_model(suite: Suite, suite_path: Path) -> Backend:
+    """The suite's backend: a tiny teacher, or a Wan pipeline from local files (missing weights fail here,
+    before any write)."""
     if suite.model in WAN_MODELS:
         from pare_bench.wan_run import load_wan_run
 
         return load_wan_run(suite, suite_path)
     directory = model_directory(suite, suite_path)
-    return load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory)
+    return TinyBackend(load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory))
 
 
-def _one_video(system: System, item: WorkItem) -> torch.Tensor:
+def _one_video(backend: Backend, system: System, item: WorkItem) -> torch.Tensor:
     """One video at batch 1 (I2V systems get the item's first frame: rendered by the tiny world, or the prompt's
     image from VBench's I2V image suite for Wan)."""
-    images = None
-    if isinstance(system.model, TinyWan):
-        images = first_frames(system.model, [item.prompt], [item.seed])
-    elif system.model.spec.task == "i2v":
-        images = system.run.first_frames([item.prompt])
-    return system.generate([item.prompt], [item.seed], images)
+    return system.generate([item.prompt], [item.seed], backend.first_frames([item.prompt], [item.seed]))
 
 
-def _generate(system: System, item: WorkItem, count_flops: bool) -> tuple[torch.Tensor, int | None]:
+def _generate(backend: Backend, system: System, item: WorkItem, count_flops: bool) -> tuple[torch.Tensor, int | None]:
     """One video, with the FLOPs that actually executed (cache hooks skip work) if asked."""
     if not count_flops:
-        return _one_video(system, item), None
+        return _one_video(backend, system, item), None
     with RuntimeFlopCounter() as counter:
-        video = _one_video(system, item)
+        video = _one_video(backend, system, item)
     return video, counter.total
 
 
 def generate_all(
+    backend: Backend,
     store: RunStore,
     systems: list[System],
     items: list[WorkItem],
@@ -116,7 +112,7 @@ def generate_all(
         task = bar.add_task("generate", total=len(todo))
         for system, item in todo:
             bar.update(task, description=f"generate {system.name}")
-            video, flops = _generate(system, item, item.name in counted)
+            video, flops = _generate(backend, system, item, item.name in counted)
             record = {
                 "kind": "video",
                 "system": system.name,
@@ -147,16 +143,22 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _timed_generation(system: System, item: WorkItem) -> float:
+def _timed_generation(backend: Backend, system: System, item: WorkItem) -> float:
     _sync()
     start = time.perf_counter()
-    _one_video(system, item)
+    _one_video(backend, system, item)
     _sync()
     return time.perf_counter() - start
 
 
 def measure_latency(
-    store: RunStore, systems: list[System], items: list[WorkItem], warmup: int, repeats: int, console: Console
+    backend: Backend,
+    store: RunStore,
+    systems: list[System],
+    items: list[WorkItem],
+    warmup: int,
+    repeats: int,
+    console: Console,
 ) -> None:
     """Whole-video latency at batch 1: `warmup` untimed runs per system, then `repeats` rounds in which every
     system generates the same work item once (cycling over the first items, the ones the FLOP counter also
@@ -169,13 +171,13 @@ def measure_latency(
         task = bar.add_task("latency", total=len(todo) * (warmup + repeats))
         for system in todo:
             for _ in range(warmup):
-                _timed_generation(system, items[0])
+                _timed_generation(backend, system, items[0])
                 bar.advance(task)
         # Round-robin: each round times every system once, so drift in machine load hits them all alike
         # (timing one system's repeats after another's put a slow minute on whichever ran then).
         for item in timed:
             for system in todo:
-                seconds[system.name].append(_timed_generation(system, item))
+                seconds[system.name].append(_timed_generation(backend, system, item))
                 bar.advance(task)
     for system in todo:  # written together: an interrupted latency phase is timed again in full
         store.append(
@@ -231,41 +233,24 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
             bar.advance(task)
 
 
-def compute_distributions(store: RunStore, suite: Suite, console: Console) -> None:
-    """FID of each system's videos against the world renderer's videos for the same prompts and seeds."""
+def compute_distributions(backend: Backend, store: RunStore, suite: Suite, console: Console) -> None:
+    """FID of each system's videos against its backend's references (the world's renders of the same prompts and
+    seeds, or the reference system's videos for a real model)."""
     records = store.records()
     done = {(r["system"], r["metric"]) for r in records if r["kind"] == "distribution"}
     specs = [spec for spec in suite.metrics if get_metric(spec.metric).kind == "distribution"]
-    real = suite.model in WAN_MODELS
-    network = None if not specs else (InceptionFeatures() if real else load_world_features())
     for spec in specs:
         for system in (s.name for s in suite.systems if (s.name, spec.metric) not in done):
             videos = [r for r in records if r["kind"] == "video" and r["system"] == system and "failed" not in r]
             if len(videos) < 2:
                 continue
-            generated = [store.load_frames(system, v["name"]) for v in videos]
-            if real:  # against the reference system's videos of the same prompts and seeds
-                if system == spec.reference:
-                    continue
-                references = [store.load_frames(spec.reference, v["name"]) for v in videos]
-                value = inception_fid(network, generated, references)
-            else:
-                references = [render_prompt(v["prompt"], v["seed"]).numpy() for v in videos]
-                value = get_metric(spec.metric).compute(network, generated, references)
+            value = backend.distribution(spec, system, videos, store)
+            if value is None:
+                continue
             console.print(f"{spec.metric} {system}: {value:.4g} ({len(videos)} videos)")
             store.append(
                 {"kind": "distribution", "system": system, "metric": spec.metric, "value": value, "videos": len(videos)}
             )
-
-
-def record_head_plans(store: RunStore, suite: Suite, teacher: TinyWan) -> None:
-    """Each width system's kept heads beside the teacher's temporal scores, for the report's head-role map."""
-    done = {r["system"] for r in store.records() if r["kind"] == "heads"}
-    for spec in suite.systems:
-        if spec.recipe is None or spec.recipe.width is None or spec.name in done:
-            continue
-        profile, plan = width_plan(teacher, spec.recipe.width)
-        store.append({"kind": "heads", "system": spec.name, "temporal": profile.temporal, "keep": plan.keep})
 
 
 class PreflightError(RuntimeError):
@@ -308,7 +293,7 @@ def run_suite(
     if problems:
         raise PreflightError("cannot run this suite:\n" + "\n".join(f"  {p}" for p in problems))
     prompts = resolve_prompts(suite, suite_path)[:limit]  # after the checks: VBench's suites live in files
-    teacher = load_model(suite, suite_path)  # missing weights fail here, before anything is written
+    backend = load_model(suite, suite_path)  # missing weights fail here, before anything is written
     store = RunStore(out or Path("runs") / suite.suite)
     dist = ranks()
     if dist.main:
@@ -317,30 +302,32 @@ def run_suite(
         store.prepare(build_manifest(suite, suite_path, suite_hash(suite), prompts))
         store.merge_shards()  # records a split run left behind when it was interrupted
     with dist.main_first():  # rank 0 trains missing recipe artifacts; the others load them
-        systems = [build_system(spec, suite, teacher, retrain=retrain and dist.main) for spec in suite.systems]
+        systems = [build_system(spec, suite, backend, retrain=retrain and dist.main) for spec in suite.systems]
     items = work_items(suite, prompts)
     flops_spec = next((spec for spec in suite.metrics if spec.metric == "flops"), None)
     flops_videos = 0 if flops_spec is None else flops_spec.options.get("videos", len(items))
     if dist.world > 1:
-        generate_all(RunStore(store.root, shard=dist.rank), systems, items, flops_videos, console, dist)
+        generate_all(backend, RunStore(store.root, shard=dist.rank), systems, items, flops_videos, console, dist)
         dist.barrier()
         if not dist.main:
             return store.root
         store.merge_shards()
     else:
-        generate_all(store, systems, items, flops_videos, console)
-    record_head_plans(store, suite, teacher)
+        generate_all(backend, store, systems, items, flops_videos, console)
+    backend.record_head_plans(store, suite)
     for spec in suite.metrics:
         if spec.metric == "latency":
             options = spec.options
-            measure_latency(store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console)
+            measure_latency(
+                backend, store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console
+            )
     compute_metrics(store, suite, console)
-    compute_distributions(store, suite, console)
+    compute_distributions(backend, store, suite, console)
     if dimensions:
         compute_vbench(store, suite, dimensions, console, vbench_i2v.locate(suite, suite_path))
     if flops_spec is not None:
         for system in (s for s in systems if s.dense or s.routed):
-            flops_cross_check(store, system)
+            backend.flops_cross_check(store, system)
     store.note_in_manifest("hardware", {"load_average_end": load_average()})
     leaderboard = write_outputs(store)
     print_end_of_run(store.records(), leaderboard, reference_system(suite), console)

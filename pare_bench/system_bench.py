@@ -19,6 +19,7 @@ from rich.table import Table
 from pare_bench.runner import load_model
 from pare_bench.suite import load_suite
 from pare_bench.systems import build_system
+from pare_bench.tiny_backend import TinyBackend
 from pare_bench.width import calibration_inputs
 from pare_bench.width_bench import _latency
 from pare_core.flops import RuntimeFlopCounter
@@ -26,10 +27,12 @@ from pare_core.flops import RuntimeFlopCounter
 
 def bench_systems(suite_path: Path, names: list[str], repeats: int = 40, warmup: int = 3, level: int = 2) -> dict:
     suite = load_suite(suite_path)
-    teacher = load_model(suite, suite_path)
+    backend = load_model(suite, suite_path)
+    if not isinstance(backend, TinyBackend):
+        raise ValueError(f"bench-systems runs tiny-world suites; {suite.model} is a real model (use bench-gpu)")
     specs = [suite.system("baseline")] + [suite.system(name) for name in names]
-    models = {spec.name: build_system(spec, suite, teacher).model.transformer for spec in specs}
-    inputs = {k: v[:1] for k, v in calibration_inputs(teacher)[level].items()}
+    models = {spec.name: build_system(spec, suite, backend).model.transformer for spec in specs}
+    inputs = {k: v[:1] for k, v in calibration_inputs(backend.teacher)[level].items()}
     result = {"suite": suite.suite, "threads": torch.get_num_threads(), "repeats": repeats, "systems": {}}
     for name, model in models.items():
         with RuntimeFlopCounter() as counter, torch.no_grad():

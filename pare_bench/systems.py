@@ -7,8 +7,7 @@ and the teacher that the baseline runs stays untouched.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -96,26 +95,7 @@ class System:
         return ["".join(str(int(g)) for g in pair[0][0].tolist()) for pair in steps]
 
 
-def build_system(
-    spec: SystemSpec, suite: Suite, teacher, artifacts: Path | None = None, retrain: bool = False
-) -> System:
-    """The system's model: the teacher, or the student its recipe trains (cached), plus its cache hook."""
+def build_system(spec: SystemSpec, suite: Suite, backend, artifacts: Path | None = None, retrain: bool = False):
+    """The suite system `spec` on `backend` (`pare_bench.backend.Backend`), at the suite's sampling for it."""
     sampling = SamplingConfig(**suite.sampling_for(spec).model_dump(), frames=suite.frames)
-    if not isinstance(teacher, TinyWan):  # a real model's run builds its own systems (wan_run.WanRun)
-        return teacher.build_system(spec, sampling)
-    model = teacher
-    recipe = spec.recipe
-    if recipe is not None:
-        from pare_bench.recipes import recipe_transformer
-
-        student = recipe_transformer(teacher, recipe, artifacts, retrain)
-        model = TinyWan(teacher.name, teacher.spec, student, teacher.text_encoder)
-        if recipe.step_distill is not None:  # K single forwards: Euler, guidance folded in
-            sd = recipe.step_distill
-            sampling = replace(sampling, steps=sd.steps, guidance=1.0, scheduler="euler", shift=sd.shift)
-    if spec.cache is None:
-        return System(spec.name, model, sampling)
-    model = copy.deepcopy(model)
-    ((method, options),) = spec.cache.items()
-    model.transformer.enable_cache(CACHE_METHODS[method](model, dict(options)))
-    return System(spec.name, model, sampling)
+    return backend.build_system(spec, sampling, artifacts, retrain)

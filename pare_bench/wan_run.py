@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -20,7 +21,8 @@ from diffusers import UniPCMultistepScheduler
 from torchvision.transforms.functional import to_pil_image
 
 from pare_bench.sample import SamplingConfig
-from pare_bench.suite import Suite, SystemSpec
+from pare_bench.store import RunStore
+from pare_bench.suite import MetricSpec, Suite, SystemSpec
 from pare_bench.systems import CACHE_METHODS, System
 from pare_bench.wan_pipeline import load_pare_transformer, with_transformer
 from pare_bench.wan_zoo import WAN_FPS, WanModel, latent_grid, wan_model
@@ -43,15 +45,44 @@ class WanRun:
     def transformer(self) -> torch.nn.Module:
         return self.pipe.transformer
 
-    def build_system(self, spec: SystemSpec, sampling: SamplingConfig) -> WanSystem:
-        """The suite system `spec` on this run's pipeline (systems.build_system asks the loaded model for it)."""
+    def build_system(
+        self, spec: SystemSpec, sampling: SamplingConfig, artifacts: Path | None = None, retrain: bool = False
+    ) -> WanSystem:
+        """The suite system `spec` on this run's pipeline; a Wan suite names its trained systems by `artifact:`
+        (nothing is trained here), so `artifacts` and `retrain` do not apply."""
         return build_wan_system(spec, self, sampling)
 
-    def first_frames(self, prompts: list[str]) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1]: each prompt's image from the image suite, at the run's size."""
+    def first_frames(self, prompts: list[str], seeds: list[int] | None = None) -> torch.Tensor | None:
+        """I2V: (B, 3, H, W) in [0, 1], each prompt's image from the image suite at the run's size (the same for
+        every seed); None for T2V."""
         from pare_bench.vbench_i2v import load_image
 
+        if self.spec.task != "i2v":
+            return None
         return torch.stack([load_image(self.images[p], self.height, self.width) for p in prompts])
+
+    @cached_property
+    def _fid_network(self):
+        from pare_bench.metrics.fid import InceptionFeatures
+
+        return InceptionFeatures()
+
+    def distribution(self, spec: MetricSpec, system: str, videos: list[dict], store: RunStore) -> float | None:
+        """FID on Inception features against the reference system's videos of the same prompts and seeds (real
+        video has no renderer to give references); None for the reference itself."""
+        from pare_bench.metrics.fid import inception_fid
+
+        if system == spec.reference:
+            return None
+        generated = [store.load_frames(system, v["name"]) for v in videos]
+        references = [store.load_frames(spec.reference, v["name"]) for v in videos]
+        return inception_fid(self._fid_network, generated, references)
+
+    def flops_cross_check(self, store: RunStore, system: System) -> None:
+        """Nothing per run: `python -m pare_bench flops` cross-checks the formula at real scale on the meta device."""
+
+    def record_head_plans(self, store: RunStore, suite: Suite) -> None:
+        """Nothing: a Wan suite's width systems are saved artifacts, pruned before the run."""
 
 
 def wan_problems(suite: Suite, suite_path: Path) -> list[str]:

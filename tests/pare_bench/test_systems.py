@@ -3,6 +3,7 @@ import torch
 
 from pare_bench.suite import KNOWN_CACHE_METHODS, Suite
 from pare_bench.systems import CACHE_METHODS, build_system
+from pare_bench.tiny_backend import TinyBackend
 from pare_core.flops import RuntimeFlopCounter
 
 SUITE = dict(
@@ -28,7 +29,7 @@ def test_suite_and_systems_agree_on_cache_methods():
 @pytest.mark.parametrize("method", sorted(CACHES))
 def test_cache_systems_change_the_output_and_leave_the_teacher_alone(method, tiny_t2v):
     suite = Suite(**{**SUITE, "systems": [{"name": "baseline"}, {"name": "c", "cache": {method: CACHES[method]}}]})
-    baseline, cached = (build_system(spec, suite, tiny_t2v) for spec in suite.systems)
+    baseline, cached = (build_system(spec, suite, TinyBackend(tiny_t2v)) for spec in suite.systems)
     prompt, seed = ["a red circle moving left"], [3]
     with RuntimeFlopCounter() as dense_flops:
         dense = baseline.generate(prompt, seed)
@@ -50,12 +51,12 @@ def test_width_recipe_builds_caches_and_reloads_a_pruned_student(tiny_t2v, tmp_p
     monkeypatch.setattr(recipes, "profile_model", lambda teacher: profile)
     width = {"ratio": 0.5, "cross_ratio": 0.25, "score": "magnitude", "recovery_steps": 2}
     suite = Suite(**{**SUITE, "systems": [{"name": "pare-width", "recipe": {"width": width}}]})
-    system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
+    system = build_system(suite.systems[0], suite, TinyBackend(tiny_t2v), artifacts=tmp_path)
     assert sum(system.model.transformer.config.heads_per_block) == 32
     assert sum(system.model.transformer.config.cross_heads_per_block) == 48
     (directory,) = (tmp_path / "tiny-wan-t2v").glob("width-*")
     assert len((directory / "recovery_log.jsonl").read_text().splitlines()) == 2
-    again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # from the cache, no training
+    again = build_system(suite.systems[0], suite, TinyBackend(tiny_t2v), artifacts=tmp_path)  # cached: no training
     prompt, seed = ["a red circle moving left"], [3]
     assert torch.equal(again.generate(prompt, seed), system.generate(prompt, seed))
 
@@ -69,7 +70,7 @@ def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2
 
     depth = {"budget": 0.5, "router": router, "steps": 2, "pool": 2}
     suite = Suite(**{**SUITE, "systems": [{"name": "d", "recipe": {"depth": depth}}]})
-    system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
+    system = build_system(suite.systems[0], suite, TinyBackend(tiny_t2v), artifacts=tmp_path)
     assert system.routed and not system.dense
     prompt, seed = ["a red circle moving left"], [3]
     video = system.generate(prompt, seed)
@@ -87,7 +88,7 @@ def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2
         assert set(routing) == {"".join("1" if k else "0" for k in info["static_keep"])}
         kept = [s for s, k in zip(info["block_importance"], info["static_keep"]) if k]
         assert min(kept) >= max(s for s, k in zip(info["block_importance"], info["static_keep"]) if not k)
-    again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # from the cache, no training
+    again = build_system(suite.systems[0], suite, TinyBackend(tiny_t2v), artifacts=tmp_path)  # cached: no training
     assert torch.equal(again.generate(prompt, seed), video)
     assert not hasattr(tiny_t2v.transformer, "_pare_router")  # the teacher stays unrouted
 
@@ -99,7 +100,7 @@ def test_step_distilled_system_samples_in_k_single_forwards_and_reloads(base, ti
 
     recipe = {**base, "step_distill": {"steps": 2, "substeps": 1, "trajectories": 8, "train_steps": 2}}
     suite = Suite(**{**SUITE, "systems": [{"name": "sd", "recipe": recipe}]})
-    system = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)
+    system = build_system(suite.systems[0], suite, TinyBackend(tiny_t2v), artifacts=tmp_path)
     assert (system.sampling.steps, system.sampling.guidance, system.sampling.scheduler) == (2, 1.0, "euler")
     prompt, seed = ["a red circle moving left"], [3]
     with RuntimeFlopCounter() as counter:
@@ -113,5 +114,5 @@ def test_step_distilled_system_samples_in_k_single_forwards_and_reloads(base, ti
         assert system.routed and len(system.step_routing()) == 2
     (directory,) = (tmp_path / "tiny-wan-t2v").glob("sd-*")
     assert len(list((directory / "trajectories").glob("*.pt"))) == 1
-    again = build_system(suite.systems[0], suite, tiny_t2v, artifacts=tmp_path)  # cached: no training
+    again = build_system(suite.systems[0], suite, TinyBackend(tiny_t2v), artifacts=tmp_path)  # cached: no training
     assert torch.equal(again.generate(prompt, seed), video)

@@ -1,0 +1,82 @@
+"""The tiny world as a run backend: what `run` asks of the model a suite names, answered for a tiny teacher.
+
+`pare_bench.backend.Backend` is the interface; `wan_run.WanRun` answers it for a real Wan2.1 pipeline. The
+runner holds one and never checks which: systems (a teacher, a recipe's trained student, a cache hook), the
+first frames of I2V videos (rendered by the world), FID (the world's own feature network against rendered
+references), the FLOPs cross-check (three counters) and the head plans the report draws.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from pare_bench.evaluate import first_frames
+from pare_bench.flops_check import flops_cross_check
+from pare_bench.metrics import get_metric
+from pare_bench.sample import SamplingConfig
+from pare_bench.store import RunStore
+from pare_bench.suite import MetricSpec, Suite, SystemSpec
+from pare_bench.systems import CACHE_METHODS, System
+from pare_bench.world.render import render_prompt
+from pare_bench.zoo import TinyWan
+
+
+@dataclass
+class TinyBackend:
+    teacher: TinyWan
+
+    def build_system(
+        self, spec: SystemSpec, sampling: SamplingConfig, artifacts: Path | None = None, retrain: bool = False
+    ) -> System:
+        """The teacher, or the student its recipe trains (cached under the recipe's hash), plus its cache hook."""
+        model = self.teacher
+        recipe = spec.recipe
+        if recipe is not None:
+            from pare_bench.recipes import recipe_transformer
+
+            student = recipe_transformer(self.teacher, recipe, artifacts, retrain)
+            model = TinyWan(self.teacher.name, self.teacher.spec, student, self.teacher.text_encoder)
+            if recipe.step_distill is not None:  # K single forwards: Euler, guidance folded in
+                sd = recipe.step_distill
+                sampling = replace(sampling, steps=sd.steps, guidance=1.0, scheduler="euler", shift=sd.shift)
+        if spec.cache is None:
+            return System(spec.name, model, sampling)
+        model = copy.deepcopy(model)
+        ((method, options),) = spec.cache.items()
+        model.transformer.enable_cache(CACHE_METHODS[method](model, dict(options)))
+        return System(spec.name, model, sampling)
+
+    def first_frames(self, prompts: list[str], seeds: list[int]) -> torch.Tensor | None:
+        """I2V: each (prompt, seed)'s first frame as the world renders it; None for T2V."""
+        return first_frames(self.teacher, prompts, seeds)
+
+    @cached_property
+    def _fid_network(self):
+        from pare_bench.metrics.fid import load_world_features
+
+        return load_world_features()
+
+    def distribution(self, spec: MetricSpec, system: str, videos: list[dict], store: RunStore) -> float | None:
+        """FID of `system`'s videos against the world's renders of the same prompts and seeds."""
+        generated = [store.load_frames(system, v["name"]) for v in videos]
+        references = [render_prompt(v["prompt"], v["seed"], self.teacher.spec.world).numpy() for v in videos]
+        return get_metric(spec.metric).compute(self._fid_network, generated, references)
+
+    def flops_cross_check(self, store: RunStore, system: System) -> None:
+        flops_cross_check(store, system)
+
+    def record_head_plans(self, store: RunStore, suite: Suite) -> None:
+        """Each width system's kept heads beside the teacher's temporal scores, for the report's head-role map."""
+        from pare_bench.recipes import width_plan
+
+        done = {r["system"] for r in store.records() if r["kind"] == "heads"}
+        for spec in suite.systems:
+            if spec.recipe is None or spec.recipe.width is None or spec.name in done:
+                continue
+            profile, plan = width_plan(self.teacher, spec.recipe.width)
+            store.append({"kind": "heads", "system": spec.name, "temporal": profile.temporal, "keep": plan.keep})
