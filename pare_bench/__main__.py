@@ -309,11 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=None)
     train.add_argument("--device", default="cpu")
     train.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the LR schedule follows it")
-    for field in dataclasses.fields(TeacherRecipe):  # one option per numeric recipe field: the recipe owns them
+    for field in dataclasses.fields(TeacherRecipe):  # one option per numeric or switch field: the recipe owns them
+        flag = f"--{field.name.replace('_', '-')}"
         kind = {"int": int, "float": float}.get(field.type)
         if kind is not None:
-            flag = f"--{field.name.replace('_', '-')}"
             train.add_argument(flag, dest=field.name, type=kind, default=None, help=f"default {field.default}")
+        elif field.type == "bool":
+            train.add_argument(flag, dest=field.name, action="store_true", default=None, help="off by default")
     train.add_argument("--init", default=None, help="start from these weights: 'shipped' or a directory")
     train.set_defaults(func=_train_teacher)
 

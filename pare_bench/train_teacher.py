@@ -62,6 +62,7 @@ class TeacherRecipe:
     probe_every: int = 50  # steps between swap probes (0: never)
     text_attention: int = 0  # self-attention layers of the text encoder (more than `init` has: added, zero-init)
     attention_lr_scale: float = 1.0  # learning-rate multiplier of the text encoder's self-attention layers
+    text_relative_positions: bool = False  # added attention layers get a learned relative-position bias (as UMT5)
 
 
 def shifted_timesteps(batch: int, shift: float, generator: torch.Generator) -> torch.Tensor:
@@ -220,13 +221,17 @@ class GracefulStop:
             signal.signal(signum, handler)
 
 
-def with_text_attention(encoder: WorldTextEncoder, layers: int) -> WorldTextEncoder:
-    """`encoder` with `layers` self-attention layers; the added ones start as the identity (zero output
-    projection), so the model's outputs are unchanged until they train."""
+ADDED = ("attention", "relative_bias")  # the text encoder's parameters that `with_text_attention` adds
+
+
+def with_text_attention(encoder: WorldTextEncoder, layers: int, relative: bool = False) -> WorldTextEncoder:
+    """`encoder` with `layers` self-attention layers (`relative`: with a relative-position bias); the added
+    ones start as the identity (zero output projection), so the model's outputs are unchanged until they
+    train."""
     torch.manual_seed(0)
-    grown = WorldTextEncoder(**{**encoder.config, "attention_layers": layers})
+    grown = WorldTextEncoder(**{**encoder.config, "attention_layers": layers, "relative_positions": relative})
     missing, unexpected = grown.load_state_dict(encoder.state_dict(), strict=False)
-    assert not unexpected and all(key.startswith("attention") for key in missing), (missing, unexpected)
+    assert not unexpected and all(key.startswith(ADDED) for key in missing), (missing, unexpected)
     return grown
 
 
@@ -237,7 +242,9 @@ def initial_model(name: str, recipe: TeacherRecipe) -> TinyWan:
     else:
         model = load_tiny(name, None if recipe.init == "shipped" else Path(recipe.init))
     if recipe.text_attention > model.text_encoder.config.attention_layers:
-        model.text_encoder = with_text_attention(model.text_encoder, recipe.text_attention)
+        model.text_encoder = with_text_attention(
+            model.text_encoder, recipe.text_attention, recipe.text_relative_positions
+        )
     model.transformer.requires_grad_(True)
     model.text_encoder.requires_grad_(True)
     return model
@@ -251,7 +258,7 @@ def train_teacher(
     model = initial_model(name, recipe).to(device)
     ema = copy.deepcopy(model)
     params = [*model.transformer.parameters(), *model.text_encoder.parameters()]
-    attention = {id(p) for p in model.text_encoder.attentions.parameters()}
+    attention = {id(p) for n, p in model.text_encoder.named_parameters() if n.startswith(ADDED)}
     groups = [{"params": [p for p in params if id(p) not in attention], "lr_scale": 1.0}]
     if attention:  # the zero-initialised layers grow from nothing: a larger step lets them matter sooner
         groups.append({"params": [p for p in params if id(p) in attention], "lr_scale": recipe.attention_lr_scale})

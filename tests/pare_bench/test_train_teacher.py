@@ -118,6 +118,29 @@ def test_text_attention_starts_as_the_identity_and_round_trips(tmp_path):
     assert not torch.equal(loaded.text_encoder(ids), shipped.text_encoder(ids))  # now each word sees its phrase
 
 
+def test_relative_positions_let_a_motion_word_read_its_own_object():
+    """With the relative-position bias, changing the colour of the motion word's own object moves the word's
+    output more than changing the other object's colour (the window looks back along the phrase). Without it
+    the positions are all the attention has to tell the phrases apart, and at their trained size (norm ~0.3
+    beside words of ~8) the two changes were equal. A transposed offset table would look forward and fail."""
+    from pare_bench.train_teacher import TeacherRecipe, initial_model
+    from pare_bench.world.prompts import tokenize
+
+    recipe = TeacherRecipe(init="shipped", text_attention=1, text_relative_positions=True)
+    encoder = initial_model("tiny-wan-t2v", recipe).text_encoder
+    with torch.no_grad():
+        encoder.attentions[0].out_proj.weight.copy_(torch.eye(encoder.config.dim))
+    prompts = [
+        "a red circle moving up and a blue square standing still",
+        "a green circle moving up and a blue square standing still",  # own colour changed
+        "a red circle moving up and a green square standing still",  # other colour changed
+    ]
+    out = encoder(torch.tensor([tokenize(p) for p in prompts])).detach()
+    up = tokenize(prompts[0]).index(tokenize("up")[0])
+    own, other = (out[0, up] - out[1, up]).norm(), (out[0, up] - out[2, up]).norm()
+    assert own > 3 * other
+
+
 def test_the_attention_learning_rate_scale_reaches_only_the_added_layers(tmp_path):
     """One step of training from shipped weights with `attention_lr_scale` 10: the zero-initialised attention
     layers take their first step at 10x the rate (AdamW's first step moves every weight by about its rate), and
