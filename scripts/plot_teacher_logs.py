@@ -5,8 +5,8 @@ Each RUN_DIR holds a `log.jsonl` written by `python -m pare_bench train-teacher`
 under docs/teachers/). The swap probe is the loss with each moving object's direction word swapped for
 its opposite minus the loss with the right word, at fixed noise levels: above zero means the model
 uses the word. The binding probe exchanges the motion words of a two-object prompt's objects: above zero
-means the model knows which object each word belongs to. `--after t2v-C=t2v-B` draws run t2v-C (trained `--init` from t2v-B's weights) after t2v-B's
-last step.
+means the model knows which object each word belongs to. `--after t2v-C=t2v-B` draws run t2v-C (trained
+`--init` from t2v-B's weights) after t2v-B's last step.
 """
 
 import argparse
