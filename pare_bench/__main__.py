@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from pare_bench.cli_wan import add_wan_commands
 from pare_bench.suite import WIDTH_SCORES
 from pare_bench.train_teacher import TeacherRecipe
-from pare_bench.wan_zoo import WAN_MODELS
 from pare_bench.zoo import TINY_MODELS
 
 
@@ -144,50 +144,6 @@ def _profile_heads(args) -> int:
     profile = profile_model(load_tiny(args.model, args.weights), videos=args.videos)
     profile.save(args.out)
     print(f"head profile written to {args.out}")
-    return 0
-
-
-def _flops(args) -> int:
-    from pare_bench.flops_cli import flops_cli
-
-    return flops_cli(args)
-
-
-def _bench_gpu(args) -> int:
-    from pare_bench.bench_gpu import bench_gpu, print_bench
-
-    print_bench(bench_gpu(args.models, args.toy, args.warmup, args.repeats, args.out, args.train_steps))
-    print(f"written to {args.out}")
-    return 0
-
-
-def _training_cost(args) -> int:
-    import json
-
-    from pare_bench.training_cost import RESOLUTIONS, cost_markdown, stage_costs
-
-    rows = [stage_costs(name, resolution) for name in args.models for resolution in args.resolutions or RESOLUTIONS]
-    print(cost_markdown(rows))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=2))
-        print(f"written to {args.out}")
-    return 0
-
-
-def _encode_latents(args) -> int:
-    from pare_bench.latent_cache import encode_dataset
-    from pare_bench.wan_zoo import load_wan, wan_model
-
-    model = wan_model(args.model)
-    try:
-        pipe = load_wan(args.model, args.weights)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    height, width = args.height or model.height, args.width or model.width
-    count = encode_dataset(pipe, args.videos, args.captions, args.out, args.frames, height, width)
-    print(f"{count} video(s) encoded into {args.out} (the others were cached already)")
     return 0
 
 
@@ -332,46 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, default=None, help="also write the raw result here")
     bench.set_defaults(func=_bench_width)
 
-    flops = sub.add_parser("flops", help="FLOPs of a real Wan2.1 model and a PARE recipe, on the meta device")
-    flops.add_argument("--model", required=True, choices=sorted(WAN_MODELS))
-    flops.add_argument("--height", type=int, default=480)
-    flops.add_argument("--width", type=int, default=832)
-    flops.add_argument("--frames", type=int, default=81)
-    flops.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, 50)")
-    flops.add_argument("--recipe", type=Path, default=None, help="YAML/JSON recipe (width/depth) or a recipe.json")
-    flops.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    flops.set_defaults(func=_flops)
-
-    gpu = sub.add_parser("bench-gpu", help="per-step latency of Wan2.1 1.3B/14B (random bf16) and PARE variants")
-    gpu.add_argument("--models", nargs="+", default=["wan2.1-t2v-1.3b", "wan2.1-t2v-14b"], choices=sorted(WAN_MODELS))
-    gpu.add_argument("--toy", action="store_true", help="a small config on the CPU (tests the command)")
-    gpu.add_argument("--warmup", type=int, default=2)
-    gpu.add_argument("--repeats", type=int, default=5)
-    gpu.add_argument("--train-steps", type=int, default=0, help="also time N steps of training stages 1 and 2")
-    gpu.add_argument("--out", type=Path, default=Path("results/bench_gpu.json"))
-    gpu.set_defaults(func=_bench_gpu)
-
-    cost = sub.add_parser("training-cost", help="FLOPs, GPU-hours and memory of PARE's training stages on Wan2.1")
-    cost.add_argument(
-        "--models",
-        nargs="+",
-        default=["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b-720p"],
-        choices=sorted(WAN_MODELS),
-    )
-    cost.add_argument("--resolutions", nargs="+", default=None, choices=["480p", "720p"])
-    cost.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
-    cost.set_defaults(func=_training_cost)
-
-    encode = sub.add_parser("encode-latents", help="encode mp4 files + captions (JSONL) to a latent cache for training")
-    encode.add_argument("--model", required=True, choices=sorted(WAN_MODELS))
-    encode.add_argument("--weights", type=Path, default=None, help="local diffusers directory (default: HF cache)")
-    encode.add_argument("--videos", type=Path, required=True)
-    encode.add_argument("--captions", type=Path, required=True, help='JSONL: {"file": "clip.mp4", "caption": "..."}')
-    encode.add_argument("--out", type=Path, required=True)
-    encode.add_argument("--frames", type=int, default=81)
-    encode.add_argument("--height", type=int, default=None)
-    encode.add_argument("--width", type=int, default=None)
-    encode.set_defaults(func=_encode_latents)
+    add_wan_commands(sub)
 
     systems = sub.add_parser("bench-systems", help="one forward at batch 1 of suite systems against its baseline")
     systems.add_argument("suite", type=Path)

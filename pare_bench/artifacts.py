@@ -56,11 +56,15 @@ def bar_columns(label: str) -> tuple:
 
 
 @contextmanager
-def training_stage(directory: Path, stage: str, total: int):
+def training_stage(directory: Path, stage: str, total: int, writer: bool = True):
     """A resumable training stage in `directory`: (saved state or None, on_step, on_checkpoint), with a
-    progress bar on stderr and each step's record appended to `<stage>_log.jsonl`."""
-    directory.mkdir(parents=True, exist_ok=True)
+    progress bar on stderr and each step's record appended to `<stage>_log.jsonl`. `writer` False (every
+    process but rank 0 of a distributed run): the saved state is read, nothing is written or shown."""
     checkpoint = directory / f"{stage}.pt"
+    if not writer:
+        yield (load_state(checkpoint) if checkpoint.exists() else None), (lambda record: None), (lambda state: None)
+        return
+    directory.mkdir(parents=True, exist_ok=True)
     columns = bar_columns(f"{stage} {directory.name}")
     with (directory / f"{stage}_log.jsonl").open("a") as log, progress(None, *columns) as bar:
         task = bar.add_task(stage, total=total)

@@ -5,7 +5,8 @@ a folder of mp4 files and a captions file (JSONL lines `{"file": "clip.mp4", "ca
 trims each video to the model's frame count (4k+1) and resolution, and encodes it with the pipeline's own VAE
 (the latent mean, normalized as WanPipeline un-normalizes before decoding) and text encoder. Every item lands
 in `CACHE/<index>.pt` atomically; a rerun skips what is there, so an interrupted encode resumes and a second
-training run reuses the cache. `cache.json` records the settings and refuses a cache made with others.
+training run reuses the cache. `cache.json` records the settings and refuses a cache made with others. Under
+`accelerate launch` each process encodes every n-th video.
 
 `latent_batches(cache, batch, seed)` is the step -> forward-kwargs function the distillation loops take
 (`pare_core.distill.recover` / `train_joint`): flow-matching inputs x_t = (1 - t) x0 + t noise at
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from pare_bench.checkpoint import atomic_write_bytes
+from pare_bench.distributed import ranks
 from pare_bench.progress import progress
 from pare_bench.train_teacher import shifted_timesteps
 from pare_bench.wan_zoo import latent_grid
@@ -81,14 +83,17 @@ def encode_dataset(
         raise ValueError(
             f"{cache} was encoded with {json.loads(recorded.read_text())}, not {settings}: use another cache"
         )
-    atomic_write_bytes(recorded, json.dumps(settings).encode())
+    split = ranks()  # under accelerate launch / torchrun each process encodes every n-th video
+    if split.main:
+        atomic_write_bytes(recorded, json.dumps(settings).encode())
     z = pipe.vae.config.z_dim
     mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z, 1, 1, 1)
     std = torch.tensor(pipe.vae.config.latents_std).view(1, z, 1, 1, 1)
     encoded = 0
     with progress() as bar:
-        task = bar.add_task("encode latents", total=len(entries))
-        for index, entry in enumerate(entries):
+        mine = split.part(list(enumerate(entries)))
+        task = bar.add_task("encode latents", total=len(mine))
+        for index, entry in mine:
             path = cache / f"{index:06d}.pt"
             if not path.is_file():
                 video = read_video(Path(videos) / entry["file"], frames, height, width)[None].to(pipe.vae.dtype)
@@ -101,14 +106,38 @@ def encode_dataset(
                 atomic_write_bytes(path, buffer.getvalue())
                 encoded += 1
             bar.advance(task)
+    negative = cache / NEGATIVE
+    if split.main and not negative.is_file():  # classifier-free guidance's unconditional branch (step distillation)
+        text, _ = pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=max_text)
+        buffer = io.BytesIO()
+        torch.save({"text": text[0].float()}, buffer)
+        atomic_write_bytes(negative, buffer.getvalue())
+    split.barrier()
     return encoded
+
+
+NEGATIVE = "negative_prompt.pt"  # the empty prompt's text embedding, WanPipeline's default negative prompt
+
+
+def cached_items(cache: Path, limit: int | None = None) -> list[dict]:
+    """The cache's encoded videos in order (`latents`, `text`, `file`, `caption`), the first `limit` of them."""
+    paths = sorted(Path(cache).glob("[0-9]*.pt"))[:limit]
+    if not paths:
+        raise FileNotFoundError(f"no encoded items in {cache}: run `python -m pare_bench encode-latents` first")
+    return [torch.load(p, weights_only=True) for p in paths]
+
+
+def negative_text(cache: Path) -> torch.Tensor:
+    """The empty prompt's text embedding that `encode-latents` stored beside the items."""
+    path = Path(cache) / NEGATIVE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: rerun `python -m pare_bench encode-latents` on this cache")
+    return torch.load(path, weights_only=True)["text"]
 
 
 def latent_batches(cache: Path, batch: int, seed: int = 0, time_shift: float = 3.0):
     """step -> transformer forward kwargs from the cached latents and text embeddings (seeded by step)."""
-    items = [torch.load(p, weights_only=True) for p in sorted(Path(cache).glob("*.pt"))]
-    if not items:
-        raise FileNotFoundError(f"no encoded items in {cache}: run `python -m pare_bench encode-latents` first")
+    items = cached_items(cache)
     latents = torch.stack([item["latents"] for item in items])
     text = torch.stack([item["text"] for item in items])
 

@@ -4,23 +4,15 @@ report every problem of a file at once."""
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pare_bench import vbench_i2v
 from pare_bench.metrics.registry import METRICS
 from pare_bench.suite_schema import (
-    DepthRecipe,
-    Recipe,
-    Sampling,
-    SamplingOverride,
-    Seed,
-    StepDistillRecipe,
-    StopRule,
     Suite,
-    SystemSpec,
-    WidthRecipe,
     _hint,
     _items,
 )
@@ -213,27 +205,29 @@ def _prompt_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _allowed_keys(loc: Loc) -> list[str]:
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model at YAML path `loc` under `root` (list indices skipped), by its fields' annotations."""
+    model = root
+    for part in (p for p in loc if isinstance(p, str)):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        candidates += [inner for c in candidates for inner in typing.get_args(c)]  # list[Model] | None
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def _allowed_keys(loc: Loc, root: type[BaseModel] = Suite) -> list[str]:
     """Keys the model at `loc` accepts, for "did you mean" on an unknown key."""
-    models = {
-        (): Suite,
-        ("seed",): Seed,
-        ("sampling",): Sampling,
-        ("systems",): SystemSpec,
-        ("systems", "sampling"): SamplingOverride,
-        ("systems", "recipe"): Recipe,
-        ("systems", "recipe", "width"): WidthRecipe,
-        ("systems", "recipe", "width", "stop"): StopRule,
-        ("systems", "recipe", "depth", "stop"): StopRule,
-        ("systems", "recipe", "depth"): DepthRecipe,
-        ("systems", "recipe", "step_distill"): StepDistillRecipe,
-    }
-    model = models.get(tuple(part for part in loc if isinstance(part, str)))
+    model = _model_at(root, loc)
     keys = list(model.model_fields) if model else []
-    return keys + ["include"] if model is Suite else keys
+    return keys + ["include"] if model is root else keys
 
 
-def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
+def _pydantic_problems(error: ValidationError, root: type[BaseModel] = Suite) -> list[tuple[Loc, str]]:
     """Pydantic errors as (YAML path, message), in this module's wording."""
     problems = []
     for item in error.errors(include_url=False):
@@ -242,7 +236,7 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
         if kind == "missing":
             message = "required key is missing"
         elif kind == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}{_hint(str(loc[-1]), _allowed_keys(loc[:-1]))}"
+            message = f"unknown key {loc[-1]!r}{_hint(str(loc[-1]), _allowed_keys(loc[:-1], root))}"
         elif kind == "unknown_key":
             loc, message = (*loc, context["key"]), item["msg"]
         else:

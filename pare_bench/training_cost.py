@@ -48,6 +48,31 @@ class Assumptions:
     checkpointing: bool = True  # activation checkpointing (recompute: one more student forward per step)
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_recipe(cls, recipe) -> Assumptions:
+        """The sizes a build recipe (`pare_bench.build_recipe.BuildRecipe`) asks for, so the table prices the
+        recipe the project ships rather than numbers of its own."""
+        sd = recipe.step_distill
+        return cls(
+            width_ratio=recipe.width.ratio,
+            budget=recipe.joint.budget,
+            calibration_inputs=recipe.profile.inputs * len(recipe.profile.timesteps),
+            recovery_videos=recipe.recovery.steps * recipe.recovery.batch,
+            joint_videos=recipe.joint.steps * recipe.joint.batch,
+            sd_trajectories=sd.trajectories,
+            sd_pairs=sd.train_steps * sd.batch,
+            sd_steps=sd.steps,
+            sd_substeps=sd.substeps,
+        )
+
+
+def shipped_assumptions(name: str) -> Assumptions:
+    """The assumptions of `recipes/<name>.yaml` when the project ships one (the defaults otherwise)."""
+    from pare_bench.build_recipe import RECIPES_DIR, load_build_recipe
+
+    path = RECIPES_DIR / f"{name}.yaml"
+    return Assumptions.from_recipe(load_build_recipe(path)) if path.is_file() else Assumptions()
+
 
 def parameter_count(config: dict, heads_per_block: list[int] | None = None) -> int:
     """Parameters of the dense or head-pruned transformer, counted on the meta device (no memory)."""
@@ -94,8 +119,10 @@ def activation_bytes(config: dict, tokens: int, checkpointing: bool) -> float:
     return config["num_layers"] * block
 
 
-def stage_costs(name: str, resolution: str, assumptions: Assumptions = Assumptions()) -> dict:
-    """FLOPs per unit of work, per stage total and GPU-hours, and memory per GPU, for one model and resolution."""
+def stage_costs(name: str, resolution: str, assumptions: Assumptions | None = None) -> dict:
+    """FLOPs per unit of work, per stage total and GPU-hours, and memory per GPU, for one model and resolution
+    (at the sizes of the model's shipped build recipe unless `assumptions` says otherwise)."""
+    assumptions = shipped_assumptions(name) if assumptions is None else assumptions
     model = wan_model(name)
     config, image = dict(model.transformer), model.task == "i2v"
     frames, height, width = RESOLUTIONS[resolution]

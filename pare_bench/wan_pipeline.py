@@ -109,3 +109,64 @@ def load_pare_transformer(directory: Path) -> torch.nn.Module:
     transformer, router = load_depth_artifact(directory)
     apply_router(transformer, router)  # at the budget it was trained for (its config)
     return transformer
+
+
+TINY_CLIPS = (
+    ("a red square moving right", (220, 40, 40), (2, 0)),
+    ("a blue square moving down", (40, 40, 220), (0, 2)),
+    ("a green square moving left", (40, 200, 40), (-2, 0)),
+    ("a yellow square standing still", (230, 220, 40), (0, 0)),
+)
+
+
+def write_tiny_wan(out: Path, task: str = "t2v", frames: int = 12, size: int = 48) -> None:
+    """Stand-ins for what a build starts from, made here with no download: random tiny Wan2.1 components as a
+    diffusers folder (`out/weights`), mp4 files of a square crossing a grey frame (`out/videos`), their
+    captions (`out/captions.jsonl`), and `out/suite.yaml`, the leaderboard of a build into `out/build`. The
+    weights are random, so what a build makes of them tests the pipeline, not PARE's quality."""
+    import json
+
+    import numpy as np
+    from diffusers import WanImageToVideoPipeline, WanPipeline
+
+    from pare_bench.store import encode_mp4
+
+    out = Path(out)
+    pipeline = WanImageToVideoPipeline if task == "i2v" else WanPipeline
+    pipeline(**tiny_components(task=task)).save_pretrained(out / "weights")
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for index, (caption, colour, (dx, dy)) in enumerate(TINY_CLIPS):
+        video = np.full((frames, size, size, 3), 128, dtype=np.uint8)
+        for f in range(frames):
+            x, y = (size // 2 - 6 + dx * f) % size, (size // 2 - 6 + dy * f) % size
+            video[f, y : y + 12, x : x + 12] = colour
+        (out / "videos" / f"clip{index}.mp4").write_bytes(encode_mp4(video))
+        lines.append(json.dumps({"file": f"clip{index}.mp4", "caption": caption}))
+    (out / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    (out / "prompts.txt").write_text("".join(f"{caption}\n" for caption, _, _ in TINY_CLIPS[:2]))
+    (out / "suite.yaml").write_text(TINY_BUILD_SUITE)
+
+
+# The leaderboard of a build into OUT/build (`write_tiny_wan`'s OUT): the teacher, PARE and PARE + 4-step student,
+# as suites/vbench_t2v.yaml compares them at full size.
+TINY_BUILD_SUITE = """\
+suite: tiny_wan_build
+task: t2v
+model: wan2.1-t2v-1.3b
+weights: weights
+prompts: prompts.txt
+height: 32
+width: 32
+frames: 9
+sampling: {steps: 8, guidance: 5.0, shift: 3.0, scheduler: unipc}
+systems:
+  - {name: baseline}
+  - {name: pare, artifact: build/pare}
+  - {name: pare+sd, artifact: build/pare-sd, sampling: {steps: 2, guidance: 1.0, scheduler: euler}}
+metrics:
+  - {metric: psnr, reference: baseline}
+  - {metric: ssim, reference: baseline}
+  - {metric: flops, videos: 1}
+  - {metric: latency, warmup: 1, repeats: 3}
+"""

@@ -34,6 +34,9 @@ class RecoveryConfig:
     feature_weight: float = 0.1  # weight of block-feature matching next to output matching
     grad_clip: float = 1.0
     checkpoint_every: int = 50
+    # Block features normalised per sample (True) or over the batch (False, as the tiny recipes were trained):
+    # only the per-sample form gives the same loss on any number of data-parallel processes.
+    per_sample_features: bool = False
 
 
 class _BlockOutputs:
@@ -54,11 +57,20 @@ class _BlockOutputs:
             handle.remove()
 
 
-def recovery_loss(student_out, teacher_out, student_feats, teacher_feats, feature_weight: float) -> tuple:
+def _relative_error(student: torch.Tensor, teacher: torch.Tensor, per_sample: bool) -> torch.Tensor:
+    """||s - t||^2 / ||t||^2 over the batch, or per sample and then averaged: the per-sample form is a mean over
+    samples, so equal shares of a batch on several processes average (DDP) to the whole batch's value."""
+    if not per_sample:
+        return nn.functional.mse_loss(student, teacher) / teacher.pow(2).mean().clamp_min(1e-8)
+    error = (student - teacher).pow(2).flatten(1).mean(1)
+    return (error / teacher.pow(2).flatten(1).mean(1).clamp_min(1e-8)).mean()
+
+
+def recovery_loss(
+    student_out, teacher_out, student_feats, teacher_feats, feature_weight: float, per_sample: bool = False
+) -> tuple:
     output = nn.functional.mse_loss(student_out, teacher_out)
-    features = torch.stack(
-        [nn.functional.mse_loss(s, t) / t.pow(2).mean().clamp_min(1e-8) for s, t in zip(student_feats, teacher_feats)]
-    ).mean()
+    features = torch.stack([_relative_error(s, t, per_sample) for s, t in zip(student_feats, teacher_feats)]).mean()
     return output + feature_weight * features, output, features
 
 
@@ -98,8 +110,9 @@ def recover(
                 target = teacher(**inputs, return_dict=False)[0]
             prediction = student(**inputs, return_dict=False)[0]
             loss, output, features = recovery_loss(
-                prediction, target, student_feats.outputs, teacher_feats.outputs, config.feature_weight
-            )
+                prediction, target, student_feats.outputs, teacher_feats.outputs, config.feature_weight,
+                config.per_sample_features,
+            )  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(student.parameters(), config.grad_clip)
@@ -138,6 +151,10 @@ class JointConfig:
     train_router: bool = True  # False: the router is fixed (static-depth) and only the student trains
     rank_weight: float = 1.0  # weight of the per-sample importance-ranking anchor (needs a pool; 0: off)
     rank_warmup: int = 300  # router-only steps fitting the pool before joint training starts
+    # Seeds the gate noise of each step, drawn for the global batch and split over the processes as the batch
+    # is: a resumed run, or one on another process count, draws what an uninterrupted one-process run did.
+    # None: torch's global generator.
+    noise_seed: int | None = None
 
 
 def train_joint(
@@ -221,6 +238,10 @@ def train_joint(
         while step < config.steps and not (plateau is not None and plateau.stopped):
             progress = step / max(1, config.steps - 1)
             routing.temperature = config.temperature[0] + progress * (config.temperature[1] - config.temperature[0])
+            if config.noise_seed is not None:
+                seed = config.noise_seed * 1_000_003 + step
+                routing.generator = torch.Generator(accelerator.device).manual_seed(seed)
+                routing.noise_split = (accelerator.process_index, accelerator.num_processes)
             for name, optimizer in optimizers.items():
                 base = config.student_lr if name == "student" else config.router_lr
                 for group in optimizer.param_groups:
@@ -233,6 +254,12 @@ def train_joint(
             costs = (router_state(model).costs if block_flops is None else block_flops).to(gates.device)
             distill = nn.functional.mse_loss(prediction, target)
             budget = budget_loss(gates, costs.to(gates.dtype), config.budget)
+            if accelerator.num_processes > 1:
+                # The loss squares the batch's mean share, which this process's rows alone do not give: take the
+                # global mean's value and a surrogate whose gradient, averaged over processes, is the global one.
+                share = ((gates * costs.to(gates.dtype)).sum(1) / costs.sum()).mean()
+                overall = accelerator.reduce(share.detach(), reduction="mean")
+                budget = (overall - config.budget) ** 2 + 2 * (overall - config.budget) * (share - share.detach())
             rank = rank_loss(router(pool["temb"], pool["content"]), pool["target"]) if anchored else distill * 0
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)

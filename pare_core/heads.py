@@ -129,25 +129,36 @@ def _mask_head(head: int, head_dim: int) -> Callable:
 
 
 @torch.no_grad()
-def profile_importance(model: nn.Module, inputs: list[dict], progress: Callable | None = None) -> list[list[float]]:
-    """Relative output error E||y_h - y||^2 / E||y||^2 with head h of a block zeroed, for every head."""
+def head_errors(
+    model: nn.Module, inputs: list[dict], heads: Iterable[tuple[int, int]], progress: Callable | None = None
+) -> list[float]:
+    """Relative output error E||y_h - y||^2 / E||y||^2 with head h of a block zeroed, for each (block, head) in
+    `heads`: one forward per input and head, so the heads can be split across processes."""
     reference = [_forward(model, batch) for batch in inputs]
     energy = sum(float((y**2).sum()) for y in reference)
-    scores = []
-    for block in model.blocks:
-        attn, row = block.attn1, []
-        head_dim = attn.inner_dim // attn.heads
-        for head in range(attn.heads):
-            handle = attn.to_out[0].register_forward_pre_hook(_mask_head(head, head_dim))
-            try:
-                error = sum(float(((_forward(model, b) - y) ** 2).sum()) for b, y in zip(inputs, reference))
-            finally:
-                handle.remove()
-            row.append(error / energy)
-            if progress:
-                progress()
-        scores.append(row)
-    return scores
+    errors = []
+    for block, head in heads:
+        attn = model.blocks[block].attn1
+        handle = attn.to_out[0].register_forward_pre_hook(_mask_head(head, attn.inner_dim // attn.heads))
+        try:
+            error = sum(float(((_forward(model, b) - y) ** 2).sum()) for b, y in zip(inputs, reference))
+        finally:
+            handle.remove()
+        errors.append(error / energy)
+        if progress:
+            progress()
+    return errors
+
+
+def all_heads(model: nn.Module) -> list[tuple[int, int]]:
+    """(block, head) of every self-attention head, block-major."""
+    return [(b, h) for b, block in enumerate(model.blocks) for h in range(block.attn1.heads)]
+
+
+def profile_importance(model: nn.Module, inputs: list[dict], progress: Callable | None = None) -> list[list[float]]:
+    """[block][head] relative output error with that head zeroed (`head_errors` of every head)."""
+    errors = iter(head_errors(model, inputs, all_heads(model), progress))
+    return [[next(errors) for _ in range(block.attn1.heads)] for block in model.blocks]
 
 
 @torch.no_grad()

@@ -51,6 +51,10 @@ class RouterConfig:
     mode: str = "topk"  # "topk" or "threshold" at inference
     threshold: float = 0.5
     temperature: float = 1.0  # Gumbel-sigmoid temperature in training
+    generator: torch.Generator | None = None  # the gate noise's generator in training (None: torch's global one)
+    # (process index, process count): each process takes its rows of the noise drawn for the global batch, so
+    # data-parallel training draws what one process would (its batch rows are rank, rank + count, ...)
+    noise_split: tuple[int, int] = (0, 1)
 
 
 CONTENT_FEATURES = ("mean", "motion")
@@ -106,9 +110,14 @@ class _State:
     history: list[torch.Tensor] = field(default_factory=list)  # gates of every forward since the last reset
 
 
-def gumbel_sigmoid(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Hard 0/1 samples with the gradient of the relaxed sigmoid (straight-through)."""
-    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp(1e-6, 1 - 1e-6)
+def gumbel_sigmoid(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None, split: tuple[int, int] = (0, 1)
+) -> torch.Tensor:
+    """Hard 0/1 samples with the gradient of the relaxed sigmoid (straight-through). `split` (index, count): the
+    rows index, index + count, ... of the noise for `count` times as many rows."""
+    index, count = split
+    shape = (logits.shape[0] * count, *logits.shape[1:])
+    uniform = torch.rand(shape, generator=generator, device=logits.device)[index::count].clamp(1e-6, 1 - 1e-6)
     noise = torch.log(uniform) - torch.log1p(-uniform)  # difference of two Gumbels
     soft = torch.sigmoid((logits + noise) / temperature)
     return (soft > 0.5).to(soft.dtype) - soft.detach() + soft
@@ -190,7 +199,7 @@ class _DecisionHook(ModelHook):
         self.state.costs = self.costs(self.state.tokens, text.shape[1], 0 if image is None else image.shape[1])
         logits = self.router(temb, self.state.content.to(temb.dtype))
         if self.router.training:
-            gates = gumbel_sigmoid(logits, self.config.temperature)
+            gates = gumbel_sigmoid(logits, self.config.temperature, self.config.generator, self.config.noise_split)
         else:
             gates = decide(logits, self.config, self.state.costs)
             # which rows each block runs on, worked out once per forward rather than once per block

@@ -104,6 +104,8 @@ def distill_steps(
         step = state["step"]
         resume_plateau(plateau, state)
     student.train().to(accelerator.device)
+    model = student
+    student, optimizer = accelerator.prepare(student, optimizer)  # DDP / FSDP under accelerate launch
     while step < config.train_steps and not (plateau is not None and plateau.stopped):
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
@@ -113,14 +115,14 @@ def distill_steps(
         loss = nn.functional.mse_loss(prediction, target.to(accelerator.device))
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
-        accelerator.clip_grad_norm_(parameters, config.grad_clip)
+        accelerator.clip_grad_norm_(student.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
         record = {"step": step, "loss": loss.item()}
-        stop = validate_step(record, plateau, validate, (student,))
+        stop = validate_step(record, plateau, validate, (model,))
         if on_step:
             on_step(record)
         if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.train_steps or stop):
-            checkpoint = {"student": student.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+            checkpoint = {"student": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
             on_checkpoint(with_plateau(checkpoint, plateau))
-    return student.eval()
+    return model.eval()

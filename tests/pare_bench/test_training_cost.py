@@ -54,3 +54,17 @@ def test_stage_costs_of_wan_1_3b_count_its_known_size():
     assert all(stage["flops"] > 0 and stage["gpu_hours"]["H100"] > 0 for stage in row["stages"])
     table = cost_markdown([row])
     assert table.count("wan2.1-t2v-1.3b | 480p") == 1 + len(row["stages"])
+
+
+def test_the_table_prices_the_shipped_build_recipe(tmp_path):
+    """Stage sizes come from `recipes/<model>.yaml`: the build the project runs is the build it prices."""
+    from pare_bench.build_recipe import RECIPES_DIR, load_build_recipe
+    from pare_bench.training_cost import Assumptions, shipped_assumptions
+
+    recipe = load_build_recipe(RECIPES_DIR / "wan2.1-t2v-14b.yaml")
+    sizes = shipped_assumptions("wan2.1-t2v-14b")
+    assert sizes.recovery_videos == recipe.recovery.steps * recipe.recovery.batch
+    assert sizes.sd_pairs == recipe.step_distill.train_steps * recipe.step_distill.batch
+    assert sizes.calibration_inputs == recipe.profile.inputs * len(recipe.profile.timesteps)
+    assert sizes.budget == recipe.joint.budget and sizes.width_ratio == recipe.width.ratio
+    assert shipped_assumptions("wan2.1-i2v-14b-480p") == Assumptions()  # no recipe shipped: the defaults

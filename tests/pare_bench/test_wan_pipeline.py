@@ -94,7 +94,6 @@ def test_wan_loads_offline_from_a_local_directory_and_names_what_is_missing(pipe
         load_wan("wan2.1-t2v-14b")
 
 
-@pytest.mark.slow
 def _weights_and_pare(pipe, root: Path) -> None:
     """The pipeline as a local diffusers directory `root/weights`, and a pruned, routed PARE transformer of it
     saved as `root/pare`."""
