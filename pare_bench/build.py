@@ -59,7 +59,7 @@ from pare_core.heads import (
 )
 from pare_core.prune import prune_heads
 from pare_core.router import BlockRouter, importance_pool
-from pare_core.step_distill import StepDistillConfig, distill_steps, segment_targets, student_sigmas, teacher_trajectory
+from pare_core.step_distill import StepDistillConfig, distill_steps, student_sigmas, teacher_trajectory
 
 # stage -> OUT/<folder>
 FOLDERS = {"profile": "profile", "width": "width", "recovery": "recovery", "joint": "pare", "step_distill": "pare-sd"}
@@ -247,26 +247,29 @@ class Build:
         if (base / "router").is_dir():  # hard routing leaves a process's skipped blocks without gradients: tell DDP
             self.accelerator.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
         directory = self.out / "pare-sd"
-        data = self._trajectories(load_pare_transformer(base).to(self.accelerator.device), directory)
+        folder = self._trajectories(load_pare_transformer(base).to(self.accelerator.device), directory)
         sigmas = student_sigmas(stage.steps, stage.shift)
-        targets = segment_targets(data["states"], sigmas)  # (K, N, ...)
-
-        def pairs_at(step: int) -> dict:  # the step's global batch of (trajectory, segment) pairs
-            generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + step)
-            n = torch.randint(data["states"].shape[1], (stage.batch,), generator=generator)
-            k = torch.randint(stage.steps, (stage.batch,), generator=generator)
-            return {
-                "hidden_states": data["states"][k, n],
-                "timestep": 1000 * sigmas[k],
-                "encoder_hidden_states": data["text"][n],
-                "target": targets[k, n],
-            }
-
-        mine = split_batches(pairs_at, self.accelerator, stage.batch)
+        rank, n_processes = self.accelerator.process_index, self.num_processes
+        if stage.batch % n_processes:
+            raise BuildError(f"the global batch {stage.batch} does not split over {n_processes} processes")
 
         def pairs(step: int) -> tuple[dict, torch.Tensor]:
-            batch = mine(step)
-            return {k: v for k, v in batch.items() if k != "target"}, batch["target"]
+            """This process's rows of the step's global batch of (trajectory, segment) pairs, read from disk:
+            4,000 trajectories of a 480p video are ~170 GB, more than a host holds."""
+            generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + step)
+            n = torch.randint(stage.trajectories, (stage.batch,), generator=generator)[rank::n_processes]
+            k = torch.randint(stage.steps, (stage.batch,), generator=generator)[rank::n_processes]
+            rows = [load_state(folder / f"{int(i):06d}.pt") for i in n]
+            start = torch.stack([row["states"][j] for row, j in zip(rows, k.tolist())])
+            end = torch.stack([row["states"][j + 1] for row, j in zip(rows, k.tolist())])
+            width = (sigmas[k + 1] - sigmas[k]).view(-1, *([1] * (start.dim() - 1)))
+            targets = (end - start) / width  # crosses the segment in one Euler step (step_distill.segment_targets)
+            inputs = {
+                "hidden_states": start,
+                "timestep": 1000 * sigmas[k],
+                "encoder_hidden_states": torch.stack([row["text"] for row in rows]),
+            }
+            return inputs, targets
 
         config = StepDistillConfig(
             steps=stage.steps, shift=stage.shift, substeps=stage.substeps, guidance=stage.guidance,
@@ -284,10 +287,10 @@ class Build:
             atomic_write_bytes(directory / "recipe.json", json.dumps(record, indent=2).encode())
 
     @torch.no_grad()
-    def _trajectories(self, system: torch.nn.Module, directory: Path) -> dict:
-        """`trajectories` guided trajectories of the system being distilled, from the cache's captions (item
-        n % items), each saved as it is made (`trajectories/<n>.pt`) and split across the processes; every
-        process then loads them all: states (K+1, N, ...) at the student's sigmas and the text embeddings."""
+    def _trajectories(self, system: torch.nn.Module, directory: Path) -> Path:
+        """The folder of `trajectories` guided trajectories of the system being distilled, from the cache's
+        captions (item n % items), split across the processes and each saved as it is made (`<n>.pt`: the states
+        (K+1, ...) at the student's sigmas and the text embedding), so an interrupted build keeps them."""
         stage = self.recipe.step_distill
         items, negative = cached_items(self.cache), negative_text(self.cache).to(self.accelerator.device)
         sigmas = student_sigmas(stage.steps, stage.shift)
@@ -316,9 +319,7 @@ class Build:
                     save_state(path, {"states": states[:, 0].cpu(), "text": item["text"]})
                 bar.advance(task)
         self.accelerator.wait_for_everyone()
-        parts = [load_state(folder / f"{n:06d}.pt") for n in range(stage.trajectories)]
-        states, text = torch.stack([p["states"] for p in parts], dim=1), torch.stack([p["text"] for p in parts])
-        return {"states": states, "text": text}
+        return folder
 
     def _pool(self, student, directory: Path) -> dict | None:
         """The router's anchor (`pare_core.router.importance_pool`) on `joint.pool` batches drawn apart from the
