@@ -40,7 +40,7 @@ from diffusers import WanTransformer3DModel
 from pare_bench.artifacts import load_transformer, training_stage
 from pare_bench.build_recipe import BuildRecipe
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
-from pare_bench.latent_cache import cached_items, latent_batches, negative_text
+from pare_bench.latent_cache import cached_items, conditioned, latent_batches, negative_text
 from pare_bench.progress import progress
 from pare_bench.recipes import save_depth_artifact
 from pare_bench.wan_pipeline import load_pare_transformer
@@ -88,13 +88,12 @@ def calibration_inputs(cache: Path, stage, device: torch.device | str = "cpu") -
         x0 = item["latents"][None]
         for t in stage.timesteps:
             noise = torch.randn(x0.shape, generator=generator)
-            inputs.append(
-                {
-                    "hidden_states": ((1 - t) * x0 + t * noise).to(device),
-                    "timestep": torch.tensor([1000.0 * t], device=device),
-                    "encoder_hidden_states": item["text"][None].to(device),
-                }
-            )
+            kwargs = {
+                "hidden_states": (1 - t) * x0 + t * noise,
+                "timestep": torch.tensor([1000.0 * t]),
+                "encoder_hidden_states": item["text"][None],
+            }
+            inputs.append({k: v.to(device) for k, v in conditioned(kwargs, [item]).items()})
     return inputs
 
 
@@ -111,13 +110,11 @@ class Build:
     """One build: the recipe, the teacher, the cache, the output folder and the process group."""
 
     def __init__(self, recipe: BuildRecipe, model: Path, cache: Path, out: Path, accelerator: Accelerator):
-        if wan_model(recipe.model).task == "i2v":
-            raise BuildError(
-                f"{recipe.model}: I2V builds are not supported yet; the latent cache holds no first-frame latents "
-                "or CLIP image embeddings for the I2V transformer's conditioning (docs/BUILD.md)"
-            )
         self.recipe, self.cache, self.out, self.accelerator = recipe, Path(cache), Path(out), accelerator
         self.teacher = load_teacher(model).to(accelerator.device)
+        task = "i2v" if self.teacher.config.image_dim else "t2v"
+        if task != wan_model(recipe.model).task:
+            raise BuildError(f"the recipe is for {recipe.model}, but {model} holds a {task.upper()} transformer")
         self.seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------------ bookkeeping
@@ -269,7 +266,7 @@ class Build:
                 "timestep": 1000 * sigmas[k],
                 "encoder_hidden_states": torch.stack([row["text"] for row in rows]),
             }
-            return inputs, targets
+            return conditioned(inputs, rows), targets
 
         config = StepDistillConfig(
             steps=stage.steps, shift=stage.shift, substeps=stage.substeps, guidance=stage.guidance,
@@ -307,16 +304,24 @@ class Build:
                     generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + n)
                     noise = torch.randn(item["latents"][None].shape, generator=generator).to(self.accelerator.device)
 
+                    def forward(x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, item=item) -> torch.Tensor:
+                        call = {
+                            "hidden_states": x,
+                            "timestep": (1000 * sigma).to(x.device),
+                            "encoder_hidden_states": text,
+                        }
+                        return system(**conditioned(call, [item]), return_dict=False)[0]
+
                     def velocity(x: torch.Tensor, sigma: torch.Tensor, text=text) -> torch.Tensor:
-                        timestep = (1000 * sigma).to(x.device)
-                        cond = system(x, timestep, text, return_dict=False)[0]
+                        cond = forward(x, sigma, text)
                         if stage.guidance == 1.0:
                             return cond
-                        uncond = system(x, timestep, negative[None], return_dict=False)[0]
+                        uncond = forward(x, sigma, negative[None])
                         return uncond + stage.guidance * (cond - uncond)
 
                     states = teacher_trajectory(velocity, noise, sigmas, stage.substeps)
-                    save_state(path, {"states": states[:, 0].cpu(), "text": item["text"]})
+                    conditioning = {k: item[k] for k in ("condition", "image") if k in item}
+                    save_state(path, {"states": states[:, 0].cpu(), "text": item["text"], **conditioning})
                 bar.advance(task)
         self.accelerator.wait_for_everyone()
         return folder

@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from PIL import Image
 
 from pare_bench.checkpoint import atomic_write_bytes
 from pare_bench.distributed import ranks
@@ -101,8 +102,11 @@ def encode_dataset(
                 text, _ = pipe.encode_prompt(
                     entry["caption"], do_classifier_free_guidance=False, max_sequence_length=max_text
                 )
+                item = {"latents": latents[0].float(), "text": text[0].float(), **entry}
+                if getattr(pipe, "image_encoder", None) is not None:
+                    item.update(image_conditioning(pipe, video[0], frames))
                 buffer = io.BytesIO()
-                torch.save({"latents": latents[0].float(), "text": text[0].float(), **entry}, buffer)
+                torch.save(item, buffer)
                 atomic_write_bytes(path, buffer.getvalue())
                 encoded += 1
             bar.advance(task)
@@ -114,6 +118,32 @@ def encode_dataset(
         atomic_write_bytes(negative, buffer.getvalue())
     split.barrier()
     return encoded
+
+
+@torch.no_grad()
+def image_conditioning(pipe, video: torch.Tensor, frames: int) -> dict[str, torch.Tensor]:
+    """What WanImageToVideoPipeline conditions on, from the video's first frame ((3, F, H, W) in [-1, 1]):
+    `condition`, the first-frame mask and VAE latents that join the noisy latents on the channel axis, and
+    `image`, the CLIP image embedding for the image cross-attention; both made by the pipeline's own code."""
+    first = video[:, 0]
+    height, width = first.shape[-2:]
+    _, condition = pipe.prepare_latents(
+        first[None].to(pipe.vae.dtype), 1, pipe.vae.config.z_dim, height, width, frames, torch.float32, "cpu"
+    )
+    pixels = ((first.permute(1, 2, 0).float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    image = pipe.encode_image(Image.fromarray(pixels), device="cpu")
+    return {"condition": condition[0].float(), "image": image[0].float()}
+
+
+def conditioned(kwargs: dict, items: list[dict]) -> dict:
+    """I2V: `kwargs` (a transformer call on noisy latents) with each item's first-frame condition joined to its
+    latents and its image embedding passed; T2V items have neither and pass through."""
+    if "condition" not in items[0]:
+        return kwargs
+    condition = torch.stack([item["condition"] for item in items]).to(kwargs["hidden_states"])
+    image = torch.stack([item["image"] for item in items]).to(kwargs["hidden_states"])
+    hidden = torch.cat([kwargs["hidden_states"], condition], dim=1)
+    return {**kwargs, "hidden_states": hidden, "encoder_hidden_states_image": image}
 
 
 NEGATIVE = "negative_prompt.pt"  # the empty prompt's text embedding, WanPipeline's default negative prompt
@@ -148,10 +178,11 @@ def latent_batches(cache: Path, batch: int, seed: int = 0, time_shift: float = 3
         x0 = latents[chosen]
         noise = torch.randn(x0.shape, generator=generator)
         t_ = t.view(-1, 1, 1, 1, 1)
-        return {
+        kwargs = {
             "hidden_states": (1 - t_) * x0 + t_ * noise,
             "timestep": 1000 * t,
             "encoder_hidden_states": text[chosen],
         }
+        return conditioned(kwargs, [items[i] for i in chosen.tolist()])
 
     return batch_at

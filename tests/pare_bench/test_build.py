@@ -195,7 +195,7 @@ def test_the_built_artifacts_run_in_a_suite_through_the_pipeline(reference, inpu
     assert board.loc["pare", "blocks_per_step"] < 4 and board.loc["pare+sd", "psnr"] > 0
 
 
-def test_missing_inputs_and_unsupported_models_are_named(inputs, tmp_path, capsys):
+def test_missing_inputs_and_a_mismatched_model_are_named(inputs, tmp_path, capsys):
     assert (
         main(
             [
@@ -247,4 +247,38 @@ def test_missing_inputs_and_unsupported_models_are_named(inputs, tmp_path, capsy
         )
         == 2
     )
-    assert "I2V builds are not supported yet" in capsys.readouterr().err
+    assert "holds a T2V transformer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_i2v_build_conditions_on_the_first_frame_and_runs_in_the_pipeline(tmp_path):
+    """I2V: the cache holds each video's first-frame condition and CLIP embedding, every stage trains on them,
+    and the artifacts run inside WanImageToVideoPipeline."""
+    from diffusers import WanImageToVideoPipeline
+    from PIL import Image
+
+    from pare_bench.wan_pipeline import load_pare_transformer, with_transformer
+
+    root = tmp_path / "tw"
+    assert main(["tiny-wan", str(root), "--task", "i2v"]) == 0
+    encode = ["encode-latents", "--model", "wan2.1-i2v-14b-480p", "--weights", str(root / "weights")]
+    encode += [
+        "--videos",
+        str(root / "videos"),
+        "--captions",
+        str(root / "captions.jsonl"),
+        "--out",
+        str(root / "cache"),
+    ]
+    assert main([*encode, "--frames", "9", "--height", "32", "--width", "32"]) == 0
+    item = torch.load(root / "cache" / "000000.pt", weights_only=True)
+    assert item["condition"].shape == (20, 3, 4, 4) and item["image"].dim() == 2  # mask (4) + latents (16)
+    recipe = ROOT / "tests" / "data" / "build_tiny_i2v.yaml"
+    assert _build(root, root / "build", recipe) == 0
+    pipe = WanImageToVideoPipeline.from_pretrained(root / "weights")
+    call = dict(prompt="a red square moving right", image=Image.new("RGB", (32, 32), (200, 30, 30)), height=32,
+                width=32, num_frames=9, output_type="pt")  # fmt: skip
+    for artifact, sampling in (("pare", {"num_inference_steps": 3}), ("pare-sd", {"num_inference_steps": 2})):
+        student = load_pare_transformer(root / "build" / artifact)
+        frames = with_transformer(pipe, student)(**call, **sampling, generator=torch.Generator().manual_seed(0)).frames
+        assert frames.shape == (1, 9, 3, 32, 32) and torch.isfinite(frames).all(), artifact
