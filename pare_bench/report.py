@@ -12,35 +12,21 @@ import pandas as pd  # noqa: E402
 from pare_bench.hypotheses import compare_to_reference, hypotheses_markdown  # noqa: E402
 from pare_bench.intervals import interval_markdown, speedup_intervals  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
+from pare_bench.metrics.registry import leaderboard_columns, seed_columns  # noqa: E402
 from pare_bench.metrics.vbench_scoring import NORMALIZE, normalized  # noqa: E402
 from pare_bench.metrics.vbench_scoring import scores as vbench_scores  # noqa: E402
 from pare_bench.plots import plot_frame_strips, plot_head_roles, plot_quality_vs_flops  # noqa: E402
-from pare_bench.routing_report import plot_routing, summarize_routing  # noqa: E402
+from pare_bench.routing_report import ROUTING_COLUMNS, ROUTING_PER_SEED, plot_routing, summarize_routing  # noqa: E402
 from pare_bench.store import RunStore  # noqa: E402
 
 WORLD_COLUMNS = get_metric("world").columns  # the registry entry owns the world metric's columns
+# Quality, then held-out quality, then cost, routing and VBench: the metric registry owns each metric's columns.
 COLUMN_ORDER = (
     "videos",
     "failures",
-    "psnr",
-    "ssim",
-    "lpips",
-    "fid",
-    *WORLD_COLUMNS,
-    *(f"{m}_heldout" for m in WORLD_COLUMNS),
-    "flops_videos",
-    "flops_per_step",
-    "flops_per_video",
-    "latency_p50",
-    "latency_p90",
-    "speedup",
-    "speedup_low",
-    "speedup_high",
-    "latency_spread",
-    "timing_noisy",
-    "blocks_per_step",
-    "route_spread",
-    "route_sets_per_step",
+    *leaderboard_columns(("paired", "distribution", "world", "cost")),
+    *ROUTING_COLUMNS,
+    *leaderboard_columns(("vbench",)),
 )
 
 
@@ -131,23 +117,7 @@ def _flops_check_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SEED_COLUMNS = (
-    "psnr",
-    "ssim",
-    "colour_fidelity",
-    "motion_direction",
-    "colour_fidelity_heldout",
-    "motion_direction_heldout",
-    "flops_per_step",
-    "latency_p50",
-    "speedup",
-    "speedup_low",
-    "speedup_high",
-    "latency_spread",
-    "timing_noisy",
-    "blocks_per_step",
-    "route_spread",
-)
+SEED_COLUMNS = (*seed_columns(), *ROUTING_PER_SEED)
 
 
 def summarize_seeds(table: pd.DataFrame, manifest: dict) -> pd.DataFrame | None:

@@ -43,6 +43,10 @@ def spread(gates: np.ndarray) -> float:
     return float(pairwise.sum(axis=1).mean())
 
 
+ROUTING_COLUMNS = ("blocks_per_step", "route_spread", "route_sets_per_step")  # `summarize_routing`'s columns
+ROUTING_PER_SEED = ("blocks_per_step", "route_spread")  # the ones the report summarises across training seeds
+
+
 def summarize_routing(records: list[dict]) -> pd.DataFrame:
     """Per routed system: blocks run per step, the spread across videos, distinct block sets per step."""
     rows = {}

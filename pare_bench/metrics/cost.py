@@ -16,6 +16,8 @@ from pare_bench.metrics.registry import register_metric
     columns=("flops_per_step", "flops_per_video"),
     options=("videos",),
     tolerance=1.01,
+    derived=("flops_videos",),  # how many videos each system ran under the counter
+    per_seed=("flops_per_step",),
 )
 def flops(video_records: list[dict]) -> dict[str, float]:
     """Mean executed FLOPs per video and per denoising step (a CFG step counts both branches)."""
@@ -31,6 +33,8 @@ def flops(video_records: list[dict]) -> dict[str, float]:
     columns=("latency_p50", "latency_p90"),
     options=("warmup", "repeats"),
     tolerance=1.5,
+    derived=("speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy"),  # pare_bench.intervals
+    per_seed=("latency_p50", "speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy"),
 )
 def latency(seconds: list[float]) -> dict[str, float]:
     """Median and p90 of whole-video generation times (batch 1, after warm-up)."""

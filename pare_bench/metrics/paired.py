@@ -57,12 +57,12 @@ def _frames(video: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(video).permute(0, 3, 1, 2).to(torch.float64) / 255.0
 
 
-@register_metric("psnr", kind="paired", higher_is_better=True, tolerance=0.5)  # dB
+@register_metric("psnr", kind="paired", higher_is_better=True, tolerance=0.5, per_seed=("psnr",))  # dB
 def psnr(video: np.ndarray, reference: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(_frames(video), _frames(reference), data_range=1.0))
 
 
-@register_metric("ssim", kind="paired", higher_is_better=True, tolerance=0.01)
+@register_metric("ssim", kind="paired", higher_is_better=True, tolerance=0.01, per_seed=("ssim",))
 def ssim(video: np.ndarray, reference: np.ndarray) -> float:
     value = structural_similarity_index_measure(
         _frames(video), _frames(reference), data_range=1.0, kernel_size=11, sigma=1.5, reduction="elementwise_mean"

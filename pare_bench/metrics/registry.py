@@ -21,6 +21,8 @@ class MetricInfo:
     # largest ratio new / base for lower-is-better quality and for cost. None: the gate does not check it.
     tolerance: float | None = None
     heldout: bool = False  # its columns also appear as `<column>_heldout` (world scores on held-out compositions)
+    derived: tuple[str, ...] = ()  # columns the report derives from its values (speedup from latency), after `columns`
+    per_seed: tuple[str, ...] = ()  # columns (and derived ones) the report summarises across training seeds
 
     def gate_columns(self) -> tuple[str, ...]:
         return (*self.columns, *(f"{c}_heldout" for c in self.columns)) if self.heldout else self.columns
@@ -38,6 +40,8 @@ def register_metric(
     options: tuple[str, ...] = (),
     tolerance: float | None = None,
     heldout: bool = False,
+    derived: tuple[str, ...] = (),
+    per_seed: tuple[str, ...] = (),
 ):
     """Decorator: `@register_metric("psnr", kind="paired", higher_is_better=True)`; duplicates raise."""
     if kind not in KINDS:
@@ -47,11 +51,33 @@ def register_metric(
         if name in METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
         METRICS[name] = MetricInfo(
-            name, kind, higher_is_better, columns or (name,), function, options, tolerance, heldout
+            name, kind, higher_is_better, columns or (name,), function, options, tolerance, heldout, derived, per_seed
         )
         return function
 
     return decorate
+
+
+def leaderboard_columns(kinds: tuple[str, ...]) -> list[str]:
+    """The columns of the metrics of `kinds`, kind by kind in that order, each metric's in registration order:
+    its columns, their held-out twins, then its derived columns."""
+    return [
+        c
+        for kind in kinds
+        for info in METRICS.values()
+        if info.kind == kind
+        for c in (*info.gate_columns(), *info.derived)
+    ]
+
+
+def seed_columns() -> list[str]:
+    """The columns summarised across training seeds, with the held-out twins of held-out metrics (in KINDS order)."""
+    columns = []
+    for info in sorted(METRICS.values(), key=lambda info: KINDS.index(info.kind)):
+        columns += info.per_seed
+        if info.heldout:
+            columns += [f"{c}_heldout" for c in info.per_seed if c in info.columns]
+    return columns
 
 
 def default_tolerances() -> dict[str, dict[str, float]]:

@@ -15,6 +15,7 @@ from pare_bench.world.detect import WORLD_METRICS, score_video
     columns=(*WORLD_METRICS, "shape_accuracy"),
     tolerance=0.05,
     heldout=True,
+    per_seed=("colour_fidelity", "motion_direction"),
 )
 def world(video: np.ndarray, prompt: str) -> dict[str, float]:
     return score_video(video, prompt)
