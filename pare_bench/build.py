@@ -44,7 +44,6 @@ from pare_bench.latent_cache import cached_items, conditioned, latent_batches, n
 from pare_bench.progress import progress
 from pare_bench.recipes import save_depth_artifact
 from pare_bench.wan_pipeline import load_pare_transformer
-from pare_bench.wan_zoo import wan_model
 from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.heads import (
     HeadProfile,
@@ -113,7 +112,7 @@ class Build:
         self.recipe, self.cache, self.out, self.accelerator = recipe, Path(cache), Path(out), accelerator
         self.teacher = load_teacher(model).to(accelerator.device)
         task = "i2v" if self.teacher.config.image_dim else "t2v"
-        if task != wan_model(recipe.model).task:
+        if task != recipe.task:
             raise BuildError(f"the recipe is for {recipe.model}, but {model} holds a {task.upper()} transformer")
         self.seconds: dict[str, float] = {}
 

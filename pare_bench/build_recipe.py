@@ -28,6 +28,7 @@ from pare_bench.suite_checks import _pydantic_problems
 from pare_bench.suite_schema import StepDistillRecipe, WidthRecipe
 from pare_bench.wan_zoo import WAN_MODELS
 from pare_bench.yaml_source import FatalSuiteProblem, locate_problem, read_with_includes
+from pare_bench.zoo import TINY_MODELS
 
 
 class ProfileStage(BaseModel):
@@ -99,7 +100,7 @@ STAGES = ("profile", "width", "recovery", "joint", "step_distill")
 class BuildRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str  # the Wan2.1 model the recipe is written for (a pare_bench.wan_zoo name)
+    model: str  # the model the recipe is written for: a pare_bench.wan_zoo name, or a tiny teacher (pare_bench.zoo)
     profile: ProfileStage = ProfileStage()
     width: WidthRecipe
     recovery: RecoveryStage = RecoveryStage()
@@ -109,10 +110,15 @@ class BuildRecipe(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str) -> str:
-        if model not in WAN_MODELS:
-            hint = did_you_mean(model, sorted(WAN_MODELS))
-            raise ValueError(f"unknown Wan2.1 model {model!r}{hint}; known: {', '.join(sorted(WAN_MODELS))}")
+        known = sorted([*WAN_MODELS, *TINY_MODELS])
+        if model not in known:
+            raise ValueError(f"unknown model {model!r}{did_you_mean(model, known)}; known: {', '.join(known)}")
         return model
+
+    @property
+    def task(self) -> str:
+        """t2v or i2v: what the model named by `model` generates."""
+        return WAN_MODELS[self.model].task if self.model in WAN_MODELS else TINY_MODELS[self.model].task
 
     def stage_hash(self, stage: str) -> str:
         """A digest of everything that stage and the ones before it depend on: a finished stage is reused only

@@ -1,5 +1,6 @@
 """The real-model commands: FLOPs, GPU latency, training cost, and the build path from a Wan2.1 folder and
-captioned videos to PARE artifacts (encode-latents, build; tiny-wan makes stand-in inputs for trying it)."""
+captioned videos to PARE artifacts (encode-latents, build; tiny-wan makes stand-in inputs for trying it,
+encode-world makes the tiny world a data source so a tiny teacher builds the same way)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pare_bench.wan_zoo import WAN_MODELS
+from pare_bench.zoo import TINY_MODELS
 
 
 def _flops(args) -> int:
@@ -77,6 +79,15 @@ def _tiny_wan(args) -> int:
     return 0
 
 
+def _encode_world(args) -> int:
+    from pare_bench.latent_cache import encode_world
+    from pare_bench.zoo import load_tiny
+
+    count = encode_world(load_tiny(args.model, args.weights), args.out, args.videos, args.seed)
+    print(f"{count} world video(s) encoded into {args.out} (the others were cached already)")
+    return 0
+
+
 def add_wan_commands(sub: argparse._SubParsersAction) -> None:
     flops = sub.add_parser("flops", help="FLOPs of a real Wan2.1 model and a PARE recipe, on the meta device")
     flops.add_argument("--model", required=True, choices=sorted(WAN_MODELS))
@@ -125,6 +136,14 @@ def add_wan_commands(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--cache", type=Path, required=True, help="latent cache from encode-latents")
     build.add_argument("--out", type=Path, required=True, help="build folder: one subfolder per stage")
     build.set_defaults(func=_build)
+
+    world = sub.add_parser("encode-world", help="tiny-world videos as a latent cache: a tiny teacher's build data")
+    world.add_argument("model", choices=sorted(TINY_MODELS))
+    world.add_argument("--weights", type=Path, default=None, help="teacher weights directory (default: shipped)")
+    world.add_argument("--videos", type=int, default=512, help="train-split scenes to render")
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--out", type=Path, required=True)
+    world.set_defaults(func=_encode_world)
 
     tiny = sub.add_parser("tiny-wan", help="random tiny Wan2.1 weights, mp4 files and captions: build-path inputs")
     tiny.add_argument("out", type=Path)

@@ -146,6 +146,53 @@ def conditioned(kwargs: dict, items: list[dict]) -> dict:
     return {**kwargs, "hidden_states": hidden, "encoder_hidden_states_image": image}
 
 
+@torch.no_grad()
+def encode_world(model, cache: Path, videos: int, seed: int = 0) -> int:
+    """The tiny world as a build's data source: `videos` train-split scenes rendered as its teacher trains on
+    them (`train_teacher.training_batch`), each with the teacher's text embedding (and, for I2V, its first-frame
+    condition and image tokens), in the layout `encode_dataset` writes; so `build` treats a tiny teacher like a
+    Wan2.1 model. Video n depends on (seed, n) alone. Returns how many were encoded now."""
+    import random
+
+    from pare_bench.train_teacher import TeacherRecipe, training_batch
+    from pare_bench.world.prompts import tokenize
+
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    settings = {"world": model.name, "seed": seed}
+    recorded = cache / "cache.json"
+    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
+        raise ValueError(f"{cache} was encoded with {json.loads(recorded.read_text())}, not {settings}")
+    split = ranks()
+    if split.main:
+        atomic_write_bytes(recorded, json.dumps(settings).encode())
+    one = TeacherRecipe(batch=1, prompt_dropout=0.0)
+    encoded = 0
+    with progress() as bar:
+        mine = split.part(list(range(videos)))
+        task = bar.add_task("encode world videos", total=len(mine))
+        for index in mine:
+            path = cache / f"{index:06d}.pt"
+            if not path.is_file():
+                batch = training_batch(model, one, random.Random(seed * 1_000_003 + index), "cpu")
+                item = {"latents": batch["video"][0], "text": model.text_encoder(batch["tokens"])[0]}
+                item.update({k: batch[k][0] for k in ("condition", "image") if k in batch})
+                _write(path, {**item, "file": f"world:{seed}:{index}", "caption": ""})
+                encoded += 1
+            bar.advance(task)
+    if split.main and not (cache / NEGATIVE).is_file():
+        tokens = torch.tensor([tokenize("")])  # the empty prompt, as classifier-free guidance's other branch
+        _write(cache / NEGATIVE, {"text": model.text_encoder(tokens)[0]})
+    split.barrier()
+    return encoded
+
+
+def _write(path: Path, item: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(item, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 NEGATIVE = "negative_prompt.pt"  # the empty prompt's text embedding, WanPipeline's default negative prompt
 
 

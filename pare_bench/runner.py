@@ -29,7 +29,7 @@ from pare_bench.progress import progress
 from pare_bench.report import write_outputs
 from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
-from pare_bench.systems import System, build_system
+from pare_bench.systems import System, artifact_problems, build_system
 from pare_bench.tiny_backend import TinyBackend
 from pare_bench.vbench_phase import compute_vbench, vbench_dimensions, vbench_mode
 from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
@@ -74,7 +74,8 @@ def load_model(suite: Suite, suite_path: Path) -> Backend:
 
         return load_wan_run(suite, suite_path)
     directory = model_directory(suite, suite_path)
-    return TinyBackend(load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory))
+    teacher = load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory)
+    return TinyBackend(teacher, Path(suite_path).parent)
 
 
 def _one_video(backend: Backend, system: System, item: WorkItem) -> torch.Tensor:
@@ -290,6 +291,7 @@ def run_suite(
         from pare_bench.wan_run import wan_problems
 
         problems += wan_problems(suite, suite_path)
+    problems += artifact_problems(suite, suite_path)
     if problems:
         raise PreflightError("cannot run this suite:\n" + "\n".join(f"  {p}" for p in problems))
     prompts = resolve_prompts(suite, suite_path)[:limit]  # after the checks: VBench's suites live in files

@@ -118,8 +118,8 @@ def _wan_problems(data: dict) -> list[tuple[Loc, str]]:
     for position, system in _items(data, "systems"):
         if system.get("recipe") is not None:
             message = (
-                "a Wan model cannot train recipes inside a run: train PARE on real data (encode-latents, then the "
-                "distillation loops) and name the saved transformer with `artifact:`"
+                "a Wan model cannot train recipes inside a run: build PARE on real data (encode-latents, then "
+                "build; docs/BUILD.md) and name the saved transformer with `artifact:`"
             )
             problems.append((("systems", position, "recipe"), message))
     for position, metric in _items(data, "metrics"):

@@ -151,7 +151,7 @@ class SystemSpec(BaseModel):
     sampling: SamplingOverride | None = None
     seeds: list[int] | None = Field(None, min_length=1)  # train the recipe once per seed: one system each
     replica_of: str | None = None  # set by seed expansion: the system this one is a seed replica of
-    artifact: str | None = None  # Wan models: a saved PARE transformer directory (relative to the suite file)
+    artifact: str | None = None  # a saved PARE transformer directory (`build`'s output), relative to the suite file
     # Systems (by name; a seeded system as one group) this one is also compared with in hypotheses.csv, besides
     # the suite's reference: e.g. `pare` against `route-timestep-only` at equal FLOPs.
     compare_to: list[str] | None = Field(None, min_length=1)
@@ -171,6 +171,8 @@ class SystemSpec(BaseModel):
             raise ValueError("seeds replicate a trained recipe; this system has no recipe")
         if self.cache is not None and self.recipe is not None and self.recipe.depth is not None:
             raise ValueError("a cache and a depth router both skip blocks; give this system one of them")
+        if self.artifact is not None and self.recipe is not None:
+            raise ValueError("a system is a saved transformer (`artifact:`) or a recipe trained in the run, not both")
         return self
 
     def replicas(self) -> list[SystemSpec]:

@@ -95,6 +95,17 @@ class System:
         return ["".join(str(int(g)) for g in pair[0][0].tolist()) for pair in steps]
 
 
+def artifact_problems(suite: Suite, suite_path: Path) -> list[str]:
+    """Each `artifact:` system whose saved transformer is missing, named with the path looked at."""
+    problems = []
+    for system in suite.systems:
+        if system.artifact is not None:
+            path = Path(suite_path).parent / system.artifact / "transformer" / "diffusion_pytorch_model.safetensors"
+            if not path.is_file():
+                problems.append(f"system {system.name}: no PARE transformer at {path} (make it with `build` first)")
+    return problems
+
+
 def build_system(spec: SystemSpec, suite: Suite, backend, artifacts: Path | None = None, retrain: bool = False):
     """The suite system `spec` on `backend` (`pare_bench.backend.Backend`), at the suite's sampling for it."""
     sampling = SamplingConfig(**suite.sampling_for(spec).model_dump(), frames=suite.frames)

@@ -29,13 +29,20 @@ from pare_bench.zoo import TinyWan
 @dataclass
 class TinyBackend:
     teacher: TinyWan
+    suite_dir: Path | None = None  # where `artifact:` paths start
 
     def build_system(
         self, spec: SystemSpec, sampling: SamplingConfig, artifacts: Path | None = None, retrain: bool = False
     ) -> System:
-        """The teacher, or the student its recipe trains (cached under the recipe's hash), plus its cache hook."""
+        """The teacher, a saved student (`artifact:`) or the student its recipe trains (cached under the recipe's
+        hash), plus its cache hook."""
         model = self.teacher
         recipe = spec.recipe
+        if spec.artifact is not None:  # a saved PARE transformer (`python -m pare_bench build`), routed or not
+            from pare_bench.wan_pipeline import load_pare_transformer
+
+            student = load_pare_transformer(Path(self.suite_dir or ".") / spec.artifact)
+            model = TinyWan(self.teacher.name, self.teacher.spec, student, self.teacher.text_encoder)
         if recipe is not None:
             from pare_bench.recipes import recipe_transformer
 

@@ -22,7 +22,9 @@ ARTIFACTS = ("recovery/transformer", "pare/transformer", "pare/router", "pare-sd
 
 
 def test_shipped_recipes_validate():
-    for path in sorted((ROOT / "recipes").glob("*.yaml")):
+    paths = sorted((ROOT / "recipes").glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b-720p", "tiny-wan-t2v"}
+    for path in paths:
         recipe = load_build_recipe(path)
         assert recipe.joint is not None and recipe.step_distill is not None, path
 
@@ -282,3 +284,50 @@ def test_an_i2v_build_conditions_on_the_first_frame_and_runs_in_the_pipeline(tmp
         student = load_pare_transformer(root / "build" / artifact)
         frames = with_transformer(pipe, student)(**call, **sampling, generator=torch.Generator().manual_seed(0)).frames
         assert frames.shape == (1, 9, 3, 32, 32) and torch.isfinite(frames).all(), artifact
+
+
+@pytest.mark.slow
+def test_the_tiny_world_builds_like_a_wan_model_and_its_artifacts_run_in_a_tiny_suite(tmp_path):
+    """The tiny world as a data source (`encode-world`) and the shipped tiny teacher as the model: the same
+    `build`, then a tiny suite whose pare and pare+sd rows load the build's folders as `artifact:`."""
+    cache, out = tmp_path / "cache", tmp_path / "build"
+    assert main(["encode-world", "tiny-wan-t2v", "--videos", "4", "--out", str(cache)]) == 0
+    item = torch.load(cache / "000002.pt", weights_only=True)
+    assert item["latents"].shape == (3, 8, 24, 24) and item["text"].shape[-1] == 64
+    teacher = ROOT / "pare_bench" / "weights" / "tiny-wan-t2v"
+    recipe = ROOT / "tests" / "data" / "build_world.yaml"
+    assert main(["build", str(recipe), "--model", str(teacher), "--cache", str(cache), "--out", str(out)]) == 0
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "suite: tiny_build\ntask: t2v\nmodel: tiny-wan-t2v\nprompts: world:smoke\nsamples_per_prompt: 1\n"
+        "sampling: {steps: 4, guidance: 5.0, shift: 3.0, scheduler: unipc}\n"
+        "systems:\n  - {name: baseline}\n  - {name: pare, artifact: build/pare}\n"
+        "  - {name: pare+sd, artifact: build/pare-sd, sampling: {steps: 2, guidance: 1.0, scheduler: euler}}\n"
+        "metrics:\n  - {metric: psnr, reference: baseline}\n  - {metric: world}\n  - {metric: flops, videos: 1}\n"
+    )
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--limit", "2"]) == 0
+    import pandas as pd
+
+    board = pd.read_csv(tmp_path / "run" / "leaderboard.csv").set_index("system")
+    assert board.loc["pare", "blocks_per_step"] < 8  # routed: blocks skipped
+    assert (
+        board.loc["pare+sd", "flops_per_video"]
+        < board.loc["pare", "flops_per_video"]
+        < board.loc["baseline", "flops_per_video"]
+    )
+    (tmp_path / "build" / "pare" / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    assert main(["run", str(suite), "--out", str(tmp_path / "run2")]) == 2  # named before anything is written
+    assert not (tmp_path / "run2").exists()
+
+
+def test_a_system_is_an_artifact_or_a_recipe_not_both(tmp_path):
+    from pare_bench.suite import SuiteError, load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "suite: s\ntask: t2v\nmodel: tiny-wan-t2v\nprompts: world:smoke\n"
+        "systems:\n  - {name: baseline}\n  - {name: p, artifact: build/pare, recipe: {width: {ratio: 0.5}}}\n"
+        "metrics:\n  - {metric: world}\n"
+    )
+    with pytest.raises(SuiteError, match="suite.yaml:7.*artifact.*not both"):
+        load_suite(suite)
