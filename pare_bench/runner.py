@@ -22,17 +22,15 @@ from pare_bench.distributed import Ranks, ranks
 from pare_bench.intervals import print_end_of_run
 from pare_bench.manifest import build_manifest, load_average
 from pare_bench.metrics import get_metric
-from pare_bench.metrics.fid import inception_problems
-from pare_bench.metrics.paired import lpips_problems
-from pare_bench.metrics.vbench import LONG_SECONDS, long_problems, vbench_problems
+from pare_bench.metrics.vbench import LONG_SECONDS
 from pare_bench.progress import progress
 from pare_bench.report import write_outputs
-from pare_bench.store import VIDEO_FPS, RunDirError, RunStore, video_name
+from pare_bench.store import RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, artifact_problems, build_system
 from pare_bench.tiny_backend import TinyBackend
-from pare_bench.vbench_phase import compute_vbench, vbench_dimensions, vbench_mode
-from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
+from pare_bench.vbench_phase import compute_vbench, vbench_dimensions
+from pare_bench.wan_zoo import WAN_MODELS
 from pare_bench.world.prompts import parse_prompt
 from pare_bench.world.render import to_uint8
 from pare_bench.zoo import TINY_MODELS, load_tiny
@@ -56,14 +54,6 @@ def work_items(suite: Suite, prompts: list[str]) -> list[WorkItem]:
 
 def _progress(console: Console):
     return progress(console)
-
-
-def video_seconds(suite: Suite) -> float:
-    """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
-    if suite.model in WAN_MODELS:
-        return (suite.frames or WAN_MODELS[suite.model].frames) / WAN_FPS
-    frames = suite.frames or (TINY_MODELS[suite.model].world.frames if suite.model in TINY_MODELS else 0)
-    return frames / VIDEO_FPS
 
 
 def load_model(suite: Suite, suite_path: Path) -> Backend:
@@ -279,14 +269,10 @@ def run_suite(
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
     set_threads(suite, threads)
-    dimensions = vbench_dimensions(suite)
-    problems = vbench_problems(dimensions) if dimensions else []
-    if dimensions and video_seconds(suite) >= LONG_SECONDS and vbench_mode(suite, dimensions) != "i2v":
-        problems += long_problems()  # VBench-Long is for T2V; vbench2_beta_i2v scores whole videos
-    if any(spec.metric == "lpips" for spec in suite.metrics):
-        problems += lpips_problems()
-    if any(spec.metric == "fid" for spec in suite.metrics) and suite.model not in TINY_MODELS:
-        problems += inception_problems()  # real video: Inception features (the tiny world has its own network)
+    problems = []
+    for name in dict.fromkeys(spec.metric for spec in suite.metrics):  # each metric's needs (its registry entry)
+        check = get_metric(name).problems
+        problems += check(suite) if check else []
     if suite.model in WAN_MODELS:
         from pare_bench.wan_run import wan_problems
 
@@ -325,7 +311,8 @@ def run_suite(
             )
     compute_metrics(store, suite, console)
     compute_distributions(backend, store, suite, console)
-    if dimensions:
+    dimensions = vbench_dimensions(suite)
+    if dimensions:  # VBench runs once per system in its own environment, not per video like the others
         compute_vbench(store, suite, dimensions, console, vbench_i2v.locate(suite, suite_path))
     if flops_spec is not None:
         for system in (s for s in systems if s.dense or s.routed):

@@ -16,8 +16,18 @@ from rich.console import Console
 
 from pare_bench import vbench_i2v
 from pare_bench.metrics.vbench import I2V_DIMENSIONS, run_vbench
-from pare_bench.store import RunStore
+from pare_bench.store import VIDEO_FPS, RunStore
 from pare_bench.suite import Suite
+from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
+from pare_bench.zoo import TINY_MODELS
+
+
+def video_seconds(suite: Suite) -> float:
+    """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
+    if suite.model in WAN_MODELS:
+        return (suite.frames or WAN_MODELS[suite.model].frames) / WAN_FPS
+    frames = suite.frames or (TINY_MODELS[suite.model].world.frames if suite.model in TINY_MODELS else 0)
+    return frames / VIDEO_FPS
 
 
 def vbench_dimensions(suite: Suite) -> list[str]:

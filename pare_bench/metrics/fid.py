@@ -202,6 +202,13 @@ def inception_fid(network: InceptionFeatures, videos: list[np.ndarray], referenc
     return clean_fid(generated, reference)
 
 
-@register_metric("fid", kind="distribution", higher_is_better=False, tolerance=1.10)
+def _suite_problems(suite) -> list[str]:
+    """Real video needs Inception's weights; the tiny world has its own feature network."""
+    from pare_bench.zoo import TINY_MODELS
+
+    return [] if suite.model in TINY_MODELS else inception_problems()
+
+
+@register_metric("fid", kind="distribution", higher_is_better=False, tolerance=1.10, problems=_suite_problems)
 def fid(model: WorldFeatures, videos: list[np.ndarray], references: list[np.ndarray]) -> float:
     return clean_fid(features(model, videos), features(model, references))

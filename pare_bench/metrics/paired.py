@@ -70,7 +70,9 @@ def ssim(video: np.ndarray, reference: np.ndarray) -> float:
     return float(value)
 
 
-@register_metric("lpips", kind="paired", higher_is_better=False, tolerance=1.10)
+@register_metric(
+    "lpips", kind="paired", higher_is_better=False, tolerance=1.10, problems=lambda suite: lpips_problems()
+)
 def lpips(video: np.ndarray, reference: np.ndarray) -> float:
     model = _lpips_model()
     with torch.no_grad():

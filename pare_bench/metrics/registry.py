@@ -23,6 +23,8 @@ class MetricInfo:
     heldout: bool = False  # its columns also appear as `<column>_heldout` (world scores on held-out compositions)
     derived: tuple[str, ...] = ()  # columns the report derives from its values (speedup from latency), after `columns`
     per_seed: tuple[str, ...] = ()  # columns (and derived ones) the report summarises across training seeds
+    # suite -> what it lacks before a run (weights, an environment), each named; checked before anything is written
+    problems: Callable | None = None
 
     def gate_columns(self) -> tuple[str, ...]:
         return (*self.columns, *(f"{c}_heldout" for c in self.columns)) if self.heldout else self.columns
@@ -42,6 +44,7 @@ def register_metric(
     heldout: bool = False,
     derived: tuple[str, ...] = (),
     per_seed: tuple[str, ...] = (),
+    problems: Callable | None = None,
 ):
     """Decorator: `@register_metric("psnr", kind="paired", higher_is_better=True)`; duplicates raise."""
     if kind not in KINDS:
@@ -51,7 +54,17 @@ def register_metric(
         if name in METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
         METRICS[name] = MetricInfo(
-            name, kind, higher_is_better, columns or (name,), function, options, tolerance, heldout, derived, per_seed
+            name,
+            kind,
+            higher_is_better,
+            columns or (name,),
+            function,
+            options,
+            tolerance,
+            heldout,
+            derived,
+            per_seed,
+            problems,
         )
         return function
 

@@ -291,6 +291,17 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _suite_problems(suite) -> list[str]:
+    """The vbench environment for the suite's dimensions, and VBench-Long's for T2V videos of 5 s or more."""
+    from pare_bench.vbench_phase import vbench_dimensions, vbench_mode, video_seconds
+
+    dimensions = vbench_dimensions(suite)
+    problems = vbench_problems(dimensions) if dimensions else []
+    if dimensions and video_seconds(suite) >= LONG_SECONDS and vbench_mode(suite, dimensions) != "i2v":
+        problems += long_problems()  # VBench-Long is for T2V; vbench2_beta_i2v scores whole videos
+    return problems
+
+
 @register_metric(
     "vbench",
     kind="vbench",
@@ -298,6 +309,7 @@ def _has_cuda() -> bool:
     columns=tuple(f"vbench_{name}" for name in (*DIMENSIONS, "total", "quality", "semantic")),
     options=("dimensions", "mode"),
     tolerance=0.02,
+    problems=_suite_problems,
 )
 def vbench_metric(*args, **kwargs) -> dict:
     """Registered for validation and the report; the runner calls `run_vbench` once per system."""

@@ -66,3 +66,22 @@ def test_lpips_names_its_missing_weights_and_runs_on_local_ones(tmp_path, monkey
     assert get_metric("lpips").compute(video, video) == pytest.approx(0.0, abs=1e-6)
     assert get_metric("lpips").compute(video, 255 - video) > 0.0
     paired._lpips_model.cache_clear()
+
+
+def test_a_suite_is_checked_for_each_metric_s_needs_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    """`run` asks each metric's registry entry what it lacks (here LPIPS's AlexNet weights) before writing."""
+    import torch
+
+    from pare_bench.__main__ import main
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "suite: s\ntask: t2v\nmodel: tiny-wan-t2v\nprompts: world:smoke\n"
+        "systems:\n  - {name: baseline}\n  - {name: fb, cache: {first_block: {threshold: 0.1}}}\n"
+        "metrics:\n  - {metric: lpips, reference: baseline}\n  - {metric: fid}\n"
+    )
+    assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 2
+    message = capsys.readouterr().err
+    assert "alexnet-owt-7be5be79.pth" in message and "Inception" not in message  # tiny FID needs no Inception
+    assert not (tmp_path / "run").exists()
