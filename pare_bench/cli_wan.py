@@ -52,7 +52,7 @@ def _encode_latents(args) -> int:
         return 2
     height, width = args.height or model.height, args.width or model.width
     count = encode_dataset(pipe, args.videos, args.captions, args.out, args.frames, height, width)
-    print(f"{count} video(s) encoded into {args.out} (the others were cached already)")
+    _report_encoded(count, args.out)
     return 0
 
 
@@ -79,12 +79,20 @@ def _tiny_wan(args) -> int:
     return 0
 
 
+def _report_encoded(count: int, out: Path) -> None:
+    from pare_bench.distributed import ranks
+
+    split = ranks()
+    who = f"rank {split.rank} of {split.world}: " if split.world > 1 else ""
+    print(f"{who}{count} video(s) newly encoded into {out}")
+
+
 def _encode_world(args) -> int:
     from pare_bench.latent_cache import encode_world
     from pare_bench.zoo import load_tiny
 
     count = encode_world(load_tiny(args.model, args.weights), args.out, args.videos, args.seed)
-    print(f"{count} world video(s) encoded into {args.out} (the others were cached already)")
+    _report_encoded(count, args.out)
     return 0
 
 
