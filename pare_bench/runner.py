@@ -22,14 +22,14 @@ from pare_bench.distributed import Ranks, ranks
 from pare_bench.intervals import print_end_of_run
 from pare_bench.manifest import build_manifest, load_average
 from pare_bench.metrics import get_metric
-from pare_bench.metrics.vbench import LONG_SECONDS
+from pare_bench.metrics.vbench import LONG_SECONDS, vbench_dimensions
 from pare_bench.progress import progress
 from pare_bench.report import write_outputs
 from pare_bench.store import RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, artifact_problems, build_system
 from pare_bench.tiny_backend import TinyBackend
-from pare_bench.vbench_phase import compute_vbench, vbench_dimensions
+from pare_bench.vbench_phase import compute_vbench
 from pare_bench.wan_zoo import WAN_MODELS
 from pare_bench.world.prompts import parse_prompt
 from pare_bench.world.render import to_uint8

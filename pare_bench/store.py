@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from pare_bench.checkpoint import atomic_write_bytes
+from pare_bench.records import record_line
 
 VIDEO_FPS = 8
 
@@ -104,7 +105,8 @@ class RunStore:
         atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
 
     def append(self, record: dict) -> None:
-        line = json.dumps(record, sort_keys=True) + "\n"
+        """Write one record (validated against `pare_bench.records`: a wrong field fails here)."""
+        line = json.dumps(record_line(record), sort_keys=True) + "\n"
         with open(self.append_path, "a") as handle:
             handle.write(line)
             handle.flush()

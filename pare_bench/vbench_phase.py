@@ -15,31 +15,9 @@ from PIL import Image
 from rich.console import Console
 
 from pare_bench import vbench_i2v
-from pare_bench.metrics.vbench import I2V_DIMENSIONS, run_vbench
-from pare_bench.store import VIDEO_FPS, RunStore
+from pare_bench.metrics.vbench import run_vbench, vbench_mode
+from pare_bench.store import RunStore
 from pare_bench.suite import Suite
-from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
-from pare_bench.zoo import TINY_MODELS
-
-
-def video_seconds(suite: Suite) -> float:
-    """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
-    if suite.model in WAN_MODELS:
-        return (suite.frames or WAN_MODELS[suite.model].frames) / WAN_FPS
-    frames = suite.frames or (TINY_MODELS[suite.model].world.frames if suite.model in TINY_MODELS else 0)
-    return frames / VIDEO_FPS
-
-
-def vbench_dimensions(suite: Suite) -> list[str]:
-    return [d for spec in suite.metrics if spec.metric == "vbench" for d in spec.options["dimensions"]]
-
-
-def vbench_mode(suite: Suite, dimensions: list[str]) -> str:
-    """i2v for I2V dimensions or VBench's I2V image suite (its protocol scores every dimension through
-    vbench2_beta_i2v); otherwise the suite's `mode` (custom_input or standard)."""
-    if any(d in I2V_DIMENSIONS for d in dimensions) or suite.prompts.startswith(vbench_i2v.PREFIX):
-        return "i2v"
-    return next(spec.options.get("mode", "custom_input") for spec in suite.metrics if spec.metric == "vbench")
 
 
 def _vbench_folder(

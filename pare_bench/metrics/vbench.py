@@ -291,10 +291,34 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def video_seconds(suite) -> float:
+    """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
+    from pare_bench.store import VIDEO_FPS
+    from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
+    from pare_bench.zoo import TINY_MODELS
+
+    if suite.model in WAN_MODELS:
+        return (suite.frames or WAN_MODELS[suite.model].frames) / WAN_FPS
+    frames = suite.frames or (TINY_MODELS[suite.model].world.frames if suite.model in TINY_MODELS else 0)
+    return frames / VIDEO_FPS
+
+
+def vbench_dimensions(suite) -> list[str]:
+    return [d for spec in suite.metrics if spec.metric == "vbench" for d in spec.options["dimensions"]]
+
+
+def vbench_mode(suite, dimensions: list[str]) -> str:
+    """i2v for I2V dimensions or VBench's I2V image suite (its protocol scores every dimension through
+    vbench2_beta_i2v); otherwise the suite's `mode` (custom_input or standard)."""
+    from pare_bench import vbench_i2v
+
+    if any(d in I2V_DIMENSIONS for d in dimensions) or suite.prompts.startswith(vbench_i2v.PREFIX):
+        return "i2v"
+    return next(spec.options.get("mode", "custom_input") for spec in suite.metrics if spec.metric == "vbench")
+
+
 def _suite_problems(suite) -> list[str]:
     """The vbench environment for the suite's dimensions, and VBench-Long's for T2V videos of 5 s or more."""
-    from pare_bench.vbench_phase import vbench_dimensions, vbench_mode, video_seconds
-
     dimensions = vbench_dimensions(suite)
     problems = vbench_problems(dimensions) if dimensions else []
     if dimensions and video_seconds(suite) >= LONG_SECONDS and vbench_mode(suite, dimensions) != "i2v":

@@ -9,13 +9,28 @@ import pytest
 from pare_bench.store import RunDirError, RunStore, encode_mp4
 from pare_bench.world.render import render_prompt
 
+RECORD = {"kind": "distribution", "system": "s", "metric": "fid", "value": 1.5, "videos": 4}
+
 
 def test_torn_last_record_is_ignored(tmp_path):
     store = RunStore(tmp_path)
-    store.append({"kind": "video", "name": "a"})
+    store.append(RECORD)
     with open(store.records_path, "a") as handle:
         handle.write('{"kind": "video", "na')  # a crash mid-line
-    assert store.records() == [{"kind": "video", "name": "a"}]
+    assert store.records() == [RECORD]
+
+
+def test_a_record_with_a_wrong_field_is_refused_where_it_is_made(tmp_path):
+    from pydantic import ValidationError
+
+    store = RunStore(tmp_path)
+    with pytest.raises(ValidationError, match="valeu"):
+        store.append({**RECORD, "valeu": 2.0})  # misspelt
+    with pytest.raises(ValidationError, match="videos"):
+        store.append({k: v for k, v in RECORD.items() if k != "videos"})
+    with pytest.raises(ValidationError, match="kind"):
+        store.append({**RECORD, "kind": "vidoe"})
+    assert store.records() == []
 
 
 def test_run_dir_of_another_suite_is_refused(tmp_path):
