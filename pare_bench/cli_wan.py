@@ -138,7 +138,7 @@ def add_wan_commands(sub: argparse._SubParsersAction) -> None:
     encode.add_argument("--width", type=int, default=None)
     encode.set_defaults(func=_encode_latents)
 
-    build = sub.add_parser("build", help="a Wan2.1 model to PARE: profile, width, recovery, joint (a build recipe)")
+    build = sub.add_parser("build", help="a Wan2.1 model or tiny teacher to PARE artifacts (a build recipe)")
     build.add_argument("recipe", type=Path, help="build recipe YAML (recipes/)")
     build.add_argument("--model", type=Path, required=True, help="local diffusers Wan2.1 folder (the teacher)")
     build.add_argument("--cache", type=Path, required=True, help="latent cache from encode-latents")

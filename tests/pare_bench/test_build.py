@@ -51,18 +51,15 @@ def test_recipe_problems_name_their_lines_and_suggest(tmp_path):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Tiny random weights, four captioned mp4 files and their latent cache, made with the documented commands."""
-    root = tmp_path_factory.mktemp("tiny_wan")
-    assert main(["tiny-wan", str(root)]) == 0
-    encode = ["encode-latents", "--model", "wan2.1-t2v-1.3b", "--weights", str(root / "weights")]
-    encode += [
-        "--videos",
-        str(root / "videos"),
-        "--captions",
-        str(root / "captions.jsonl"),
-        "--out",
-        str(root / "cache"),
-    ]
-    assert main([*encode, "--frames", "9", "--height", "32", "--width", "32"]) == 0
+    return _tiny_inputs(tmp_path_factory.mktemp("tiny_wan"), "t2v", "wan2.1-t2v-1.3b")
+
+
+def _tiny_inputs(root: Path, task: str, model: str) -> Path:
+    """`tiny-wan` then `encode-latents` into `root`, as docs/BUILD.md gives them."""
+    assert main(["tiny-wan", str(root), "--task", task]) == 0
+    encode = ["encode-latents", "--model", model, "--weights", str(root / "weights"), "--videos", str(root / "videos")]
+    encode += ["--captions", str(root / "captions.jsonl"), "--out", str(root / "cache"), "--frames", "9"]
+    assert main([*encode, "--height", "32", "--width", "32"]) == 0
     return root
 
 
@@ -261,18 +258,7 @@ def test_an_i2v_build_conditions_on_the_first_frame_and_runs_in_the_pipeline(tmp
 
     from pare_bench.wan_pipeline import load_pare_transformer, with_transformer
 
-    root = tmp_path / "tw"
-    assert main(["tiny-wan", str(root), "--task", "i2v"]) == 0
-    encode = ["encode-latents", "--model", "wan2.1-i2v-14b-480p", "--weights", str(root / "weights")]
-    encode += [
-        "--videos",
-        str(root / "videos"),
-        "--captions",
-        str(root / "captions.jsonl"),
-        "--out",
-        str(root / "cache"),
-    ]
-    assert main([*encode, "--frames", "9", "--height", "32", "--width", "32"]) == 0
+    root = _tiny_inputs(tmp_path / "tw", "i2v", "wan2.1-i2v-14b-480p")
     item = torch.load(root / "cache" / "000000.pt", weights_only=True)
     assert item["condition"].shape == (20, 3, 4, 4) and item["image"].dim() == 2  # mask (4) + latents (16)
     recipe = ROOT / "tests" / "data" / "build_tiny_i2v.yaml"
