@@ -43,6 +43,7 @@ from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
 from pare_bench.latent_cache import cached_items, conditioned, latent_batches, negative_text
 from pare_bench.progress import progress
 from pare_bench.recipes import save_depth_artifact
+from pare_bench.step_data import guided_velocity
 from pare_bench.wan_pipeline import load_pare_transformer
 from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.heads import (
@@ -96,13 +97,19 @@ def calibration_inputs(cache: Path, stage, device: torch.device | str = "cpu") -
     return inputs
 
 
-def split_batches(batch_at: Callable[[int], dict], accelerator: Accelerator, batch: int) -> Callable[[int], dict]:
-    """Each process's share of the step's global batch (rows rank, rank + n, ...): with equal shares, DDP's mean
-    of the per-process mean losses is the global batch's mean loss."""
+def my_rows(accelerator: Accelerator, batch: int) -> slice:
+    """This process's rows of a global batch (rank, rank + n, ...): with equal shares, DDP's mean of the
+    per-process mean losses is the global batch's mean loss."""
     n, rank = accelerator.num_processes, accelerator.process_index
     if batch % n:
         raise BuildError(f"the global batch {batch} does not split over {n} processes; use a multiple of {n}")
-    return lambda step: {k: v[rank::n] for k, v in batch_at(step).items()}
+    return slice(rank, None, n)
+
+
+def split_batches(batch_at: Callable[[int], dict], accelerator: Accelerator, batch: int) -> Callable[[int], dict]:
+    """Each process's share (`my_rows`) of the step's global batch."""
+    rows = my_rows(accelerator, batch)
+    return lambda step: {k: v[rows] for k, v in batch_at(step).items()}
 
 
 class Build:
@@ -243,18 +250,16 @@ class Build:
         if (base / "router").is_dir():  # hard routing leaves a process's skipped blocks without gradients: tell DDP
             self.accelerator.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
         directory = self.out / "pare-sd"
-        folder = self._trajectories(load_pare_transformer(base).to(self.accelerator.device), directory)
+        folder = self._trajectories(student, directory)  # of the system as it is, before training changes it
         sigmas = student_sigmas(stage.steps, stage.shift)
-        rank, n_processes = self.accelerator.process_index, self.num_processes
-        if stage.batch % n_processes:
-            raise BuildError(f"the global batch {stage.batch} does not split over {n_processes} processes")
+        mine = my_rows(self.accelerator, stage.batch)
 
         def pairs(step: int) -> tuple[dict, torch.Tensor]:
             """This process's rows of the step's global batch of (trajectory, segment) pairs, read from disk:
             4,000 trajectories of a 480p video are ~170 GB, more than a host holds."""
             generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + step)
-            n = torch.randint(stage.trajectories, (stage.batch,), generator=generator)[rank::n_processes]
-            k = torch.randint(stage.steps, (stage.batch,), generator=generator)[rank::n_processes]
+            n = torch.randint(stage.trajectories, (stage.batch,), generator=generator)[mine]
+            k = torch.randint(stage.steps, (stage.batch,), generator=generator)[mine]
             rows = [load_state(folder / f"{int(i):06d}.pt") for i in n]
             start = torch.stack([row["states"][j] for row, j in zip(rows, k.tolist())])
             end = torch.stack([row["states"][j + 1] for row, j in zip(rows, k.tolist())])
@@ -288,7 +293,7 @@ class Build:
         captions (item n % items), split across the processes and each saved as it is made (`<n>.pt`: the states
         (K+1, ...) at the student's sigmas and the text embedding), so an interrupted build keeps them."""
         stage = self.recipe.step_distill
-        items, negative = cached_items(self.cache), negative_text(self.cache).to(self.accelerator.device)
+        items, negative = cached_items(self.cache), negative_text(self.cache)
         sigmas = student_sigmas(stage.steps, stage.shift)
         folder = directory / "trajectories"
         folder.mkdir(parents=True, exist_ok=True)
@@ -299,27 +304,14 @@ class Build:
                 path = folder / f"{n:06d}.pt"
                 if not path.is_file():
                     item = items[n % len(items)]
-                    text = item["text"][None].to(self.accelerator.device)
                     generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + n)
                     noise = torch.randn(item["latents"][None].shape, generator=generator).to(self.accelerator.device)
-
-                    def forward(x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, item=item) -> torch.Tensor:
-                        call = {
-                            "hidden_states": x,
-                            "timestep": (1000 * sigma).to(x.device),
-                            "encoder_hidden_states": text,
-                        }
-                        return system(**conditioned(call, [item]), return_dict=False)[0]
-
-                    def velocity(x: torch.Tensor, sigma: torch.Tensor, text=text) -> torch.Tensor:
-                        cond = forward(x, sigma, text)
-                        if stage.guidance == 1.0:
-                            return cond
-                        uncond = forward(x, sigma, negative[None])
-                        return uncond + stage.guidance * (cond - uncond)
-
-                    states = teacher_trajectory(velocity, noise, sigmas, stage.substeps)
                     conditioning = {k: item[k] for k in ("condition", "image") if k in item}
+                    device = self.accelerator.device
+                    context = {"cond": item["text"][None].to(device), "uncond": negative[None].to(device)}
+                    batched = {k: v[None].to(device) for k, v in conditioning.items()}
+                    velocity = guided_velocity(system, context, batched, stage.guidance)
+                    states = teacher_trajectory(velocity, noise, sigmas, stage.substeps)
                     save_state(path, {"states": states[:, 0].cpu(), "text": item["text"], **conditioning})
                 bar.advance(task)
         self.accelerator.wait_for_everyone()

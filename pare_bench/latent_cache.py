@@ -79,14 +79,7 @@ def encode_dataset(
         "max_text": max_text,
         "z_dim": pipe.vae.config.z_dim,
     }
-    recorded = cache / "cache.json"
-    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
-        raise ValueError(
-            f"{cache} was encoded with {json.loads(recorded.read_text())}, not {settings}: use another cache"
-        )
-    split = ranks()  # under accelerate launch / torchrun each process encodes every n-th video
-    if split.main:
-        atomic_write_bytes(recorded, json.dumps(settings).encode())
+    split = _claim(cache, settings)
     z = pipe.vae.config.z_dim
     mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z, 1, 1, 1)
     std = torch.tensor(pipe.vae.config.latents_std).view(1, z, 1, 1, 1)
@@ -105,19 +98,28 @@ def encode_dataset(
                 item = {"latents": latents[0].float(), "text": text[0].float(), **entry}
                 if getattr(pipe, "image_encoder", None) is not None:
                     item.update(image_conditioning(pipe, video[0], frames))
-                buffer = io.BytesIO()
-                torch.save(item, buffer)
-                atomic_write_bytes(path, buffer.getvalue())
+                _write(path, item)
                 encoded += 1
             bar.advance(task)
-    negative = cache / NEGATIVE
-    if split.main and not negative.is_file():  # classifier-free guidance's unconditional branch (step distillation)
+    if split.main and not (cache / NEGATIVE).is_file():  # classifier-free guidance's other branch (step distillation)
         text, _ = pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=max_text)
-        buffer = io.BytesIO()
-        torch.save({"text": text[0].float()}, buffer)
-        atomic_write_bytes(negative, buffer.getvalue())
+        _write(cache / NEGATIVE, {"text": text[0].float()})
     split.barrier()
     return encoded
+
+
+def _claim(cache: Path, settings: dict):
+    """Refuse a cache encoded with other settings, record ours (rank 0), and return this process's `Ranks`:
+    under accelerate launch / torchrun each process encodes every n-th video."""
+    recorded = cache / "cache.json"
+    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
+        raise ValueError(
+            f"{cache} was encoded with {json.loads(recorded.read_text())}, not {settings}: use another cache"
+        )
+    split = ranks()
+    if split.main:
+        atomic_write_bytes(recorded, json.dumps(settings).encode())
+    return split
 
 
 @torch.no_grad()
@@ -159,13 +161,7 @@ def encode_world(model, cache: Path, videos: int, seed: int = 0) -> int:
 
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
-    settings = {"world": model.name, "seed": seed}
-    recorded = cache / "cache.json"
-    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
-        raise ValueError(f"{cache} was encoded with {json.loads(recorded.read_text())}, not {settings}")
-    split = ranks()
-    if split.main:
-        atomic_write_bytes(recorded, json.dumps(settings).encode())
+    split = _claim(cache, {"world": model.name, "seed": seed})
     one = TeacherRecipe(batch=1, prompt_dropout=0.0)
     encoded = 0
     with progress() as bar:

@@ -16,13 +16,14 @@ from pare_bench.train_teacher import TeacherRecipe, training_batch
 from pare_bench.zoo import TinyWan
 
 
-def _guided_velocity(model, context: dict, condition: dict, guidance: float):
-    """v(x, sigma) of `model` with classifier-free guidance, as the harness's sampler computes it."""
+def guided_velocity(model, context: dict, condition: dict, guidance: float):
+    """v(x, sigma) of `model` with classifier-free guidance, as the harness's sampler computes it: `context`
+    holds the `cond` and `uncond` text embeddings, `condition` an I2V model's `condition` and `image` (or nothing)."""
 
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         hidden = x if "condition" not in condition else torch.cat([x, condition["condition"]], dim=1)
         extra = {"encoder_hidden_states_image": condition["image"]} if "image" in condition else {}
-        timestep = 1000 * sigma
+        timestep = (1000 * sigma).to(x.device)
         cond = model(hidden, timestep, context["cond"], return_dict=False, **extra)[0]
         if guidance == 1.0:
             return cond
@@ -57,7 +58,7 @@ def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path) -> di
                 condition = {k: batch[k] for k in ("condition", "image") if k in batch}
                 generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + chunk)
                 noise = torch.randn(batch["video"].shape, generator=generator)
-                velocity = _guided_velocity(model, context, condition, recipe.guidance)
+                velocity = guided_velocity(model, context, condition, recipe.guidance)
                 states = teacher_trajectory(velocity, noise, sigmas, recipe.substeps)
                 save_state(path, {"states": states, "tokens": batch["tokens"], **condition})
             bar.advance(task)
