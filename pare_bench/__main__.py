@@ -61,7 +61,13 @@ def _run(args) -> int:
     if args.artifacts is not None:  # every rank of a launch parses its own argv, so all see the same folder
         os.environ[ARTIFACTS_ENV] = str(args.artifacts)
     return run_suite_cli(
-        args.suite, out=args.out, limit=args.limit, fresh=args.fresh, retrain=args.retrain, threads=args.threads
+        args.suite,
+        out=args.out,
+        limit=args.limit,
+        fresh=args.fresh,
+        retrain=args.retrain,
+        threads=args.threads,
+        train_only=args.train_only,
     )
 
 
@@ -211,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--fresh", action="store_true", help="delete an earlier run in --out and start over")
     run.add_argument("--retrain", action="store_true", help="rebuild recipe artifacts instead of loading them")
+    run.add_argument(
+        "--train-only",
+        action="store_true",
+        help="train (or load) the suite's students and stop: no run directory, nothing generated",
+    )
     run.add_argument(
         "--artifacts",
         type=Path,

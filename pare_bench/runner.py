@@ -265,7 +265,10 @@ def run_suite(
     fresh: bool = False,
     retrain: bool = False,
     threads: int | None = None,
-) -> Path:
+    train_only: bool = False,
+) -> Path | None:
+    """Run `suite_path` into `out` (resuming what is there); `train_only` trains or loads the suite's students
+    and returns None without touching a run directory (to train on one machine and evaluate later)."""
     console = console or Console(stderr=True)
     suite = load_suite(suite_path)
     set_threads(suite, threads)
@@ -282,6 +285,11 @@ def run_suite(
         raise PreflightError("cannot run this suite:\n" + "\n".join(f"  {p}" for p in problems))
     prompts = resolve_prompts(suite, suite_path)[:limit]  # after the checks: VBench's suites live in files
     backend = load_model(suite, suite_path)  # missing weights fail here, before anything is written
+    if train_only:
+        for spec in suite.systems:
+            build_system(spec, suite, backend, retrain=retrain)
+        console.print(f"the {len(suite.systems)} systems of {suite.suite} are trained")
+        return None
     store = RunStore(out or Path("runs") / suite.suite)
     dist = ranks()
     if dist.main:
@@ -348,10 +356,11 @@ def run_suite_cli(
     fresh: bool = False,
     retrain: bool = False,
     threads: int | None = None,
+    train_only: bool = False,
 ) -> int:
     """Exit codes: 0 done, 1 some work items failed or a write failed (rerun to resume), 2 bad input."""
     try:
-        root = run_suite(suite_path, out, limit, fresh=fresh, retrain=retrain, threads=threads)
+        root = run_suite(suite_path, out, limit, fresh=fresh, retrain=retrain, threads=threads, train_only=train_only)
     except SuiteError as error:
         print(error, file=sys.stderr)
         return 2
@@ -372,5 +381,7 @@ def run_suite_cli(
             file=sys.stderr,
         )
         return 1
+    if root is None:
+        return 0
     failures = sum(1 for r in RunStore(root).records() if r["kind"] == "video" and "failed" in r)
     return 1 if failures else 0

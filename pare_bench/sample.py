@@ -33,6 +33,9 @@ class SamplingConfig:
     shift: float = 3.0  # flow shift, as Wan2.1 at 480p
     scheduler: str = "unipc"  # Wan2.1's default solver
     frames: int | None = None  # video length; None: the model's world length
+    # Both CFG branches in one forward of twice the batch (unconditional first), for cache hooks that split the
+    # batch themselves (FasterCache); otherwise two forwards in their own cache contexts, as WanPipeline.
+    batched_cfg: bool = False
 
 
 def make_scheduler(config: SamplingConfig):
@@ -52,9 +55,23 @@ def initial_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device
     return torch.stack(noise).to(device)
 
 
-def _velocity(model: TinyWan, latents, timestep, context, image_kwargs, condition, guidance, where) -> torch.Tensor:
+def _velocity(
+    model: TinyWan, latents, timestep, context, image_kwargs, condition, guidance, where, batched: bool = False
+) -> torch.Tensor:
     model_input = latents if condition is None else torch.cat([latents, condition], dim=1)
     transformer = model.transformer
+    if batched and guidance != 1.0:
+        doubled = {k: torch.cat([v, v]) for k, v in image_kwargs.items()}
+        with transformer.cache_context("cfg", **where):
+            both = transformer(
+                hidden_states=torch.cat([model_input, model_input]),
+                timestep=torch.cat([timestep, timestep]),
+                encoder_hidden_states=torch.cat([context["uncond"], context["cond"]]),
+                return_dict=False,
+                **doubled,
+            )[0]
+        uncond, cond = both.chunk(2)
+        return uncond + guidance * (cond - uncond)
     with transformer.cache_context("cond", **where):
         cond = transformer(model_input, timestep, context["cond"], return_dict=False, **image_kwargs)[0]
     if guidance == 1.0:
@@ -95,7 +112,15 @@ def sample(
         model.current_timestep = int(t)  # read by timestep-aware cache hooks (PyramidAttentionBroadcast)
         where = {"step_index": step, "num_inference_steps": config.steps, "timestep": t}
         velocity = _velocity(
-            model, latents, t.expand(len(seeds)), context, image_kwargs, condition, config.guidance, where
+            model,
+            latents,
+            t.expand(len(seeds)),
+            context,
+            image_kwargs,
+            condition,
+            config.guidance,
+            where,
+            config.batched_cfg,
         )
         latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
     reset_hooks(model.transformer)

@@ -13,7 +13,13 @@ from pydantic_core import PydanticCustomError
 from pare_bench.metrics.registry import did_you_mean
 from pare_bench.yaml_source import Loc, format_loc
 
-KNOWN_CACHE_METHODS = ("first_block", "pyramid_attention_broadcast", "taylorseer")  # systems.CACHE_METHODS
+KNOWN_CACHE_METHODS = (
+    "first_block",
+    "pyramid_attention_broadcast",
+    "taylorseer",
+    "mag",
+    "faster",
+)  # systems.CACHE_METHODS
 
 _LOADING = "pare_bench.suite.loading"  # validation context flag: load_suite does the cross-field checks itself
 
@@ -151,6 +157,10 @@ class SystemSpec(BaseModel):
     sampling: SamplingOverride | None = None
     seeds: list[int] | None = Field(None, min_length=1)  # train the recipe once per seed: one system each
     replica_of: str | None = None  # set by seed expansion: the system this one is a seed replica of
+    # Cache systems: options swept together (equal-length lists, zipped), one system per position
+    # (`fbcache-0.05`, `fbcache-0.1`, ...), drawn as one quality-vs-speedup curve.
+    sweep: dict[str, list[Any]] | None = None
+    sweep_of: str | None = None  # set by sweep expansion: the swept system this point belongs to
     artifact: str | None = None  # a saved PARE transformer directory (`build`'s output), relative to the suite file
     # Systems (by name; a seeded system as one group) this one is also compared with in hypotheses.csv, besides
     # the suite's reference: e.g. `pare` against `route-timestep-only` at equal FLOPs.
@@ -165,6 +175,20 @@ class SystemSpec(BaseModel):
             )
         return seeds
 
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_lists(cls, sweep: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if sweep is None:
+            return sweep
+        lengths = {len(values) for values in sweep.values()}
+        if not sweep or len(lengths) != 1 or lengths == {0}:
+            raise PydanticCustomError(
+                "sweep",
+                "sweep needs one or more options, each a non-empty list of the same length, got {sweep}",
+                {"sweep": sweep},
+            )
+        return sweep
+
     @model_validator(mode="after")
     def _seeds_need_recipe(self) -> SystemSpec:
         if self.seeds is not None and (self.recipe is None or self.recipe == Recipe()):
@@ -173,10 +197,31 @@ class SystemSpec(BaseModel):
             raise ValueError("a cache and a depth router both skip blocks; give this system one of them")
         if self.artifact is not None and self.recipe is not None:
             raise ValueError("a system is a saved transformer (`artifact:`) or a recipe trained in the run, not both")
+        if self.sweep is not None and self.cache is None:
+            raise ValueError("sweep varies a cache method's options; this system has no cache")
+        if self.sweep is not None and self.cache is not None:
+            ((method, options),) = self.cache.items()
+            clash = sorted(set(self.sweep) & set(options))
+            if clash:
+                raise ValueError(f"{clash} set both in cache.{method} and in sweep; give each option one place")
         return self
 
     def replicas(self) -> list[SystemSpec]:
-        """`name` with `seeds: [0, 1]` -> systems `name-s0`, `name-s1`, each with its recipe's seed set."""
+        """`name` with `seeds: [0, 1]` -> systems `name-s0`, `name-s1`, each with its recipe's seed set; `name`
+        with `sweep: {threshold: [0.05, 0.1]}` -> `name-0.05`, `name-0.1`, each with its cache option set."""
+        if self.sweep is not None:
+            ((method, options),) = self.cache.items()
+            return [
+                self.model_copy(
+                    update={
+                        "name": name,
+                        "sweep": None,
+                        "sweep_of": self.name,
+                        "cache": {method: {**options, **{key: values[i] for key, values in self.sweep.items()}}},
+                    }
+                )
+                for i, name in enumerate(sweep_names(self.name, self.sweep))
+            ]
         if self.seeds is None:
             return [self]
         return [
@@ -277,6 +322,21 @@ class Suite(BaseModel):
 # --------------------------------------------------------------------------------------------- cross-field checks
 
 
+def sweep_names(name: str, sweep: dict[str, list[Any]]) -> list[str]:
+    """`name-<value>` for a sweep whose first option takes scalar values, `name-<position>` otherwise."""
+    first = next(iter(sweep.values()))
+    if all(isinstance(value, (int, float, str)) for value in first) and len(set(map(str, first))) == len(first):
+        return [f"{name}-{value}" for value in first]
+    return [f"{name}-{position}" for position in range(len(first))]
+
+
+def _expanded_names(system: dict) -> list[str]:
+    name, seeds, sweep = system.get("name"), system.get("seeds"), system.get("sweep")
+    if isinstance(sweep, dict) and sweep and all(isinstance(v, list) and v for v in sweep.values()):
+        return sweep_names(name, sweep)
+    return [f"{name}-s{seed}" for seed in seeds] if isinstance(seeds, list) else [name]
+
+
 def _hint(name: str, known) -> str:
     """The "; did you mean 'x'? (known: [...])" suffix of every unknown-name message, so all read alike."""
     return f"{did_you_mean(name, known)} (known: {sorted(known)})"
@@ -298,9 +358,7 @@ def _cross_problems(data: dict) -> list[tuple[Loc, str]]:
         name = system.get("name")
         if not isinstance(name, str):
             continue
-        seeds = system.get("seeds")
-        names = [f"{name}-s{seed}" for seed in seeds] if isinstance(seeds, list) else [name]
-        for each in names:
+        for each in _expanded_names(system):
             if each in first:
                 message = f"duplicate system name {each!r} (also systems[{first[each]}])"
                 problems.append((("systems", position, "name"), message))

@@ -7,11 +7,22 @@ and the teacher that the baseline runs stays untouched.
 
 from __future__ import annotations
 
+import ast
+import io
+import re
+from collections.abc import Callable
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, TaylorSeerCacheConfig
+from diffusers import (
+    FasterCacheConfig,
+    FirstBlockCacheConfig,
+    MagCacheConfig,
+    PyramidAttentionBroadcastConfig,
+    TaylorSeerCacheConfig,
+)
 
 from pare_bench.sample import SamplingConfig, sample
 from pare_bench.suite import Suite, SystemSpec
@@ -19,16 +30,25 @@ from pare_bench.zoo import TinyWan
 from pare_core.router import attached_router, router_state
 
 
-def _first_block(model: TinyWan, options: dict) -> FirstBlockCacheConfig:
+@dataclass(frozen=True)
+class CacheTarget:
+    """What a cache config needs from the system it is built for."""
+
+    current_timestep: Callable[[], int]  # the denoising loop's timestep (PAB and FasterCache read it)
+    steps: int  # denoising steps per video at the suite's sampling
+    calibrate: Callable[[int], None]  # generate that many calibration videos with the system as it is now
+
+
+def _first_block(target: CacheTarget, options: dict) -> FirstBlockCacheConfig:
     return FirstBlockCacheConfig(**options)
 
 
-def _pyramid_attention_broadcast(model: TinyWan, options: dict) -> PyramidAttentionBroadcastConfig:
+def _pyramid_attention_broadcast(target: CacheTarget, options: dict) -> PyramidAttentionBroadcastConfig:
     # Wan's self-attention is joint spatio-temporal, so PAB's "spatial" range is the one that applies.
     options = {"spatial_attention_block_skip_range": 2, **options}
     for key in [k for k in options if k.endswith("timestep_skip_range")]:
         options[key] = tuple(options[key])
-    return PyramidAttentionBroadcastConfig(current_timestep_callback=lambda: model.current_timestep, **options)
+    return PyramidAttentionBroadcastConfig(current_timestep_callback=target.current_timestep, **options)
 
 
 # diffusers' default TaylorSeer patterns ("^blocks.*attn", fullmatch) match no Wan module ("blocks.0.attn1"),
@@ -36,17 +56,71 @@ def _pyramid_attention_broadcast(model: TinyWan, options: dict) -> PyramidAttent
 _WAN_TAYLORSEER_MODULES = [r"^blocks\.\d+\.(attn1|attn2|ffn)$"]
 
 
-def _taylorseer(model: TinyWan, options: dict) -> TaylorSeerCacheConfig:
+def _taylorseer(target: CacheTarget, options: dict) -> TaylorSeerCacheConfig:
     # fp32 factors: the default bf16 is a GPU memory saving that only adds error on CPU.
     defaults = {"taylor_factors_dtype": torch.float32, "cache_identifiers": _WAN_TAYLORSEER_MODULES}
     return TaylorSeerCacheConfig(**{**defaults, **options})
+
+
+# The kwargs FasterCache splits into unconditional and conditional halves: its defaults plus Wan I2V's image tokens.
+_FASTER_CFG_KWARGS = ("hidden_states", "encoder_hidden_states", "encoder_hidden_states_image", "timestep")
+
+
+def _faster(target: CacheTarget, options: dict) -> FasterCacheConfig:
+    """FasterCache: attention outputs extrapolated from the last two computed ones, and the unconditional branch
+    approximated from the conditional one in frequency space. Its hooks split one forward's batch into the two
+    CFG halves, so the system samples with batched CFG (`BATCHED_CFG`)."""
+    options = {"tensor_format": "BCFHW", **options}
+    for key in [k for k in options if k.endswith("_range") and isinstance(options[k], list)]:
+        options[key] = tuple(options[key])
+    return FasterCacheConfig(
+        current_timestep_callback=target.current_timestep,
+        _unconditional_conditional_input_kwargs_identifiers=list(_FASTER_CFG_KWARGS),
+        **options,
+    )
+
+
+def _mag(target: CacheTarget, options: dict) -> MagCacheConfig:
+    """MagCache at the suite's step count; `enable_cache` fills in `mag_ratios` by its calibration pass."""
+    options = {k: v for k, v in options.items() if k != "calibration_videos"}
+    return MagCacheConfig(num_inference_steps=target.steps, **options)
+
+
+def magcache_calibration(target: CacheTarget, videos: int) -> list[float]:
+    """MagCache's ratios from diffusers' calibration mode. That mode reports its ratios only by printing them at
+    the end of each denoising loop (the documented way is to copy them from the output), so the print is read
+    back here; one list per branch (cond, uncond) per call, averaged step by step."""
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        target.calibrate(videos)
+    printed = re.findall(r"^\[(.*)\]$", buffer.getvalue(), flags=re.MULTILINE)
+    runs = [ast.literal_eval(f"[{line}]") for line in printed]
+    if not runs or any(len(run) != target.steps for run in runs):
+        raise RuntimeError(f"MagCache calibration printed no ratios of {target.steps} steps: {buffer.getvalue()!r}")
+    return [float(sum(values) / len(values)) for values in zip(*runs)]
 
 
 CACHE_METHODS = {
     "first_block": _first_block,
     "pyramid_attention_broadcast": _pyramid_attention_broadcast,
     "taylorseer": _taylorseer,
+    "mag": _mag,
+    "faster": _faster,
 }
+BATCHED_CFG = frozenset({"faster"})  # methods whose hooks need both CFG branches in one forward's batch
+
+
+def enable_cache(transformer, method: str, options: dict, target: CacheTarget) -> None:
+    """Attach `method`'s hooks to `transformer`. MagCache without `mag_ratios` first runs its calibration pass:
+    diffusers' calibration mode over `calibration_videos` (default 2) videos of training-split prompts."""
+    options = dict(options)
+    if method == "mag" and "mag_ratios" not in options:
+        transformer.enable_cache(MagCacheConfig(calibrate=True, num_inference_steps=target.steps))
+        try:
+            options["mag_ratios"] = magcache_calibration(target, options.get("calibration_videos", 2))
+        finally:
+            transformer.disable_cache()
+    transformer.enable_cache(CACHE_METHODS[method](target, options))
 
 
 @dataclass

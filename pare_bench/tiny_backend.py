@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import torch
@@ -18,12 +18,23 @@ import torch
 from pare_bench.evaluate import first_frames
 from pare_bench.flops_check import flops_cross_check
 from pare_bench.metrics import get_metric
-from pare_bench.sample import SamplingConfig
+from pare_bench.sample import SamplingConfig, sample
 from pare_bench.store import RunStore
 from pare_bench.suite import MetricSpec, Suite, SystemSpec
-from pare_bench.systems import CACHE_METHODS, System
+from pare_bench.systems import BATCHED_CFG, CacheTarget, System, enable_cache
 from pare_bench.world.render import render_prompt
 from pare_bench.zoo import TinyWan
+
+CALIBRATION_SEED = 40_000  # calibration videos (MagCache): a training-range seed no other stage draws
+
+
+def _calibrate(model: TinyWan, sampling: SamplingConfig, videos: int) -> None:
+    """`videos` videos of training-split prompts at `sampling`, for a cache's calibration pass."""
+    from pare_bench.world.prompts import split_prompts
+
+    prompts = split_prompts("train")[:videos]
+    seeds = [CALIBRATION_SEED + i for i in range(len(prompts))]
+    sample(model, prompts, seeds, sampling, first_frames(model, prompts, seeds))
 
 
 @dataclass
@@ -55,7 +66,9 @@ class TinyBackend:
             return System(spec.name, model, sampling)
         model = copy.deepcopy(model)
         ((method, options),) = spec.cache.items()
-        model.transformer.enable_cache(CACHE_METHODS[method](model, dict(options)))
+        sampling = replace(sampling, batched_cfg=method in BATCHED_CFG)
+        target = CacheTarget(lambda: model.current_timestep, sampling.steps, partial(_calibrate, model, sampling))
+        enable_cache(model.transformer, method, options, target)
         return System(spec.name, model, sampling)
 
     def first_frames(self, prompts: list[str], seeds: list[int]) -> torch.Tensor | None:

@@ -23,7 +23,7 @@ from torchvision.transforms.functional import to_pil_image
 from pare_bench.sample import SamplingConfig
 from pare_bench.store import RunStore
 from pare_bench.suite import MetricSpec, Suite, SystemSpec
-from pare_bench.systems import CACHE_METHODS, System
+from pare_bench.systems import BATCHED_CFG, CacheTarget, System, enable_cache
 from pare_bench.wan_pipeline import load_pare_transformer, with_transformer
 from pare_bench.wan_zoo import WAN_FPS, WanModel, latent_grid, wan_model
 
@@ -97,6 +97,13 @@ def wan_problems(suite: Suite, suite_path: Path) -> list[str]:
             problems.append(f"{suite.model} needs an image per prompt: use `prompts: vbench-i2v:<crop ratio>`")
         else:
             problems += vbench_i2v.problems(*located)
+    for system in suite.systems:
+        method = next(iter(system.cache or {}), None)
+        if method in BATCHED_CFG:
+            problems.append(
+                f"system {system.name}: cache {method!r} splits one forward's batch into the two CFG branches, and "
+                "WanPipeline runs them as two forwards; it runs on the tiny models only"
+            )
     weights = None if suite.weights is None else Path(suite_path).parent / suite.weights
     try:
         locate_weights(suite.model, weights)
@@ -173,8 +180,28 @@ def build_wan_system(spec: SystemSpec, run: WanRun, sampling: SamplingConfig) ->
         pipe = with_transformer(run.pipe, transformer)
     if spec.cache is not None:
         pipe = with_transformer(pipe, copy.deepcopy(pipe.transformer))  # the hook must not leak into other systems
-        ((method, options),) = spec.cache.items()
-        pipe.transformer.enable_cache(CACHE_METHODS[method](pipe, dict(options)))  # PAB reads pipe.current_timestep
     pipe.set_progress_bar_config(disable=True)
     view = _WanModelView(pipe.transformer, run.spec)
-    return WanSystem(spec.name, view, sampling, fps=WAN_FPS, lossless_video=False, run=run, pipe=pipe)
+    system = WanSystem(spec.name, view, sampling, fps=WAN_FPS, lossless_video=False, run=run, pipe=pipe)
+    if spec.cache is not None:
+        ((method, options),) = spec.cache.items()
+        target = CacheTarget(lambda: pipe.current_timestep, sampling.steps, lambda videos: _calibrate(system, videos))
+        enable_cache(pipe.transformer, method, options, target)
+    return system
+
+
+# MagCache's calibration videos on Wan: prompts of no benchmark suite, at seeds no suite uses.
+CALIBRATION_PROMPTS = (
+    "A cat walks slowly across a sunlit wooden floor, its tail swaying.",
+    "Waves roll onto a rocky shore at dusk while seagulls circle overhead.",
+)
+CALIBRATION_SEED = 40_000
+
+
+def _calibrate(system: WanSystem, videos: int) -> None:
+    prompts = [CALIBRATION_PROMPTS[i % len(CALIBRATION_PROMPTS)] for i in range(videos)]
+    first = None
+    if system.run.spec.task == "i2v":  # the suite's first image for every calibration video
+        image = next(iter(system.run.images))
+        first = system.run.first_frames([image] * videos)
+    system.generate(prompts, [CALIBRATION_SEED + i for i in range(videos)], first)

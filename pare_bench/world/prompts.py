@@ -181,6 +181,20 @@ def matched_prompts(count: int = 64, seed: int = 5) -> tuple[list[str], list[str
     return [p.text for p in heldin], [p.text for p in heldout]
 
 
+def validation_prompts(count: int = 32, seed: int = 13) -> list[str]:
+    """Training-composition prompts for choosing settings (half single, half two-object), none of them in any
+    `matched_prompts` set, so a choice made on them is never scored on the prompts that report it."""
+    taken = {text for size in (32, 64) for side in matched_prompts(size) for text in side}
+    rng = random.Random(seed)
+    singles = [text for obj in train_objects() if (text := Prompt((obj,)).text) not in taken]
+    prompts = rng.sample(singles, min(count // 2, len(singles)))
+    while len(prompts) < count:
+        text = sample_prompt(rng, train_objects(), two_object_prob=1.0).text
+        if text not in taken and text not in prompts:
+            prompts.append(text)
+    return prompts
+
+
 # Seed ranges: training renders draw from [0, EVAL_SEED_BASE); evaluation seeds start at EVAL_SEED_BASE.
 EVAL_SEED_BASE = 1_000_000
 
@@ -193,6 +207,10 @@ SPLITS = {
     "benchmark": lambda: SPLITS["eval"]() + SPLITS["heldout"](),
     # Comparisons that need power: 64 + 64 prompts, held-in and held-out matched prompt for prompt.
     "matched": lambda: sum(matched_prompts(), []),
+    # 32 + 32 matched prompts: the ablation suites (64 prompts x 4 seeds per system).
+    "matched32": lambda: sum(matched_prompts(32), []),
+    # Choosing settings (the temporal quota): prompts outside every matched set, scored with other seeds.
+    "validation": validation_prompts,
 }
 
 

@@ -427,3 +427,18 @@ def test_compare_warns_when_the_runs_differ_in_machine_and_threads(run_dir, tmp_
     out = capsys.readouterr().out
     assert "machine differs" in out and "thread count differs" in out
     assert "latency_p50" not in out and "speedup" in out  # across machines: ratios within each run, not seconds
+
+
+def test_train_only_trains_the_students_and_writes_no_run(tmp_path, monkeypatch):
+    import pare_bench.recipes as recipes
+
+    monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
+    suite = _write_suite(
+        tmp_path,
+        "systems:\n  - {name: baseline}\n  - {name: d, recipe: {depth: {budget: 0.5, router: static, steps: 1}}}\n",
+    )
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--train-only"]) == 0
+    assert not (tmp_path / "out").exists()
+    weights = list((tmp_path / "artifacts").rglob("diffusion_pytorch_model.safetensors"))
+    (folder,) = {w.parts[-3] for w in weights}  # one trained system: its transformer and its router
+    assert folder.startswith("depth-") and sorted(w.parts[-2] for w in weights) == ["router", "transformer"]

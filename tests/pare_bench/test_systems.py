@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from pare_bench.sample import SamplingConfig, sample
 from pare_bench.suite import KNOWN_CACHE_METHODS, Suite
 from pare_bench.systems import CACHE_METHODS, build_system
 from pare_bench.tiny_backend import TinyBackend
@@ -19,6 +20,11 @@ CACHES = {
     "first_block": {"threshold": 0.3},
     "pyramid_attention_broadcast": {"spatial_attention_timestep_skip_range": [0, 1000]},
     "taylorseer": {"cache_interval": 2, "disable_cache_before_step": 1},
+    "mag": {"threshold": 0.5, "retention_ratio": 0.0, "calibration_videos": 1},
+    "faster": {
+        "spatial_attention_timestep_skip_range": [-1, 1000],
+        "unconditional_batch_timestep_skip_range": [-1, 1000],
+    },
 }
 
 
@@ -116,3 +122,47 @@ def test_step_distilled_system_samples_in_k_single_forwards_and_reloads(base, ti
     assert len(list((directory / "trajectories").glob("*.pt"))) == 1
     again = build_system(suite.systems[0], suite, TinyBackend(tiny_t2v), artifacts=tmp_path)  # cached: no training
     assert torch.equal(again.generate(prompt, seed), video)
+
+
+def test_magcache_calibrates_its_ratios_with_diffusers_calibration_mode(tiny_t2v):
+    suite = Suite(**{**SUITE, "systems": [{"name": "m", "cache": {"mag": {"calibration_videos": 1}}}]})
+    (system,) = (build_system(spec, suite, TinyBackend(tiny_t2v)) for spec in suite.systems)
+    ratios = system.model.transformer._cache_config.mag_ratios
+    assert len(ratios) == 6 and ratios[0] == 1.0  # one per step; diffusers logs 1.0 for the first
+    assert not torch.allclose(ratios, torch.ones(6))  # measured, not the neutral default
+
+
+def test_given_mag_ratios_skip_the_calibration(tiny_t2v):
+    ratios = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9]
+    suite = Suite(**{**SUITE, "systems": [{"name": "m", "cache": {"mag": {"mag_ratios": ratios}}}]})
+    (system,) = (build_system(spec, suite, TinyBackend(tiny_t2v)) for spec in suite.systems)
+    assert system.model.transformer._cache_config.mag_ratios.tolist() == pytest.approx(ratios)
+
+
+def test_batched_cfg_matches_two_forwards(tiny_t2v):
+    prompt, seed = ["a red circle moving left"], [3]
+    two = sample(tiny_t2v, prompt, seed, SamplingConfig(steps=4))
+    one = sample(tiny_t2v, prompt, seed, SamplingConfig(steps=4, batched_cfg=True))
+    torch.testing.assert_close(one, two, rtol=0, atol=1e-4)
+
+
+def test_a_sweep_expands_into_one_cache_system_per_value():
+    systems = [{"name": "fb", "cache": {"first_block": {}}, "sweep": {"threshold": [0.05, 0.2]}}]
+    suite = Suite(**{**SUITE, "systems": systems}).expanded()
+    assert [(s.name, s.cache, s.sweep_of) for s in suite.systems] == [
+        ("fb-0.05", {"first_block": {"threshold": 0.05}}, "fb"),
+        ("fb-0.2", {"first_block": {"threshold": 0.2}}, "fb"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "system, message",
+    [
+        ({"name": "x", "sweep": {"threshold": [0.1]}}, "has no cache"),
+        ({"name": "x", "cache": {"first_block": {"threshold": 0.1}}, "sweep": {"threshold": [0.2]}}, "one place"),
+        ({"name": "x", "cache": {"first_block": {}}, "sweep": {"a": [1, 2], "b": [1]}}, "same length"),
+    ],
+)
+def test_bad_sweeps_are_refused(system, message):
+    with pytest.raises(ValueError, match=message):
+        Suite(**{**SUITE, "systems": [system]})

@@ -126,17 +126,31 @@ def test_a_wan_suite_runs_through_the_pipeline_with_a_saved_pare_transformer(pip
         "height: 32\nwidth: 32\nframes: 9\nsampling: {steps: 2, guidance: 5.0, shift: 3.0, scheduler: unipc}\n"
         "systems:\n  - {name: baseline}\n  - {name: pare, artifact: pare}\n"
         "  - {name: fbcache, cache: {first_block: {threshold: 0.2}}}\n"
+        "  - {name: mag, cache: {mag: {calibration_videos: 1, retention_ratio: 0.0}}}\n"
         "metrics:\n  - {metric: psnr, reference: baseline}\n  - {metric: flops, videos: 1}\n"
         "  - {metric: latency, warmup: 0, repeats: 1}\n",
     )
-    assert len(videos) == 6 and all(v["seconds"] == 9 / 16 for v in videos)
+    assert len(videos) == 8 and all(v["seconds"] == 9 / 16 for v in videos)
     assert store.load_frames("pare", videos[0]["name"]).shape == (9, 32, 32, 3)
     routed = [v for v in videos if v["system"] == "pare"]
     assert all(len(v["routing"]) == 2 for v in routed)  # one decision string per step
     flops = {v["system"]: v["flops"] for v in videos if "flops" in v}
     assert flops["pare"] < flops["baseline"]
     board = (tmp_path / "run" / "leaderboard.csv").read_text()
-    assert "pare" in board and "fbcache" in board
+    assert "pare" in board and "fbcache" in board and "mag" in board
+
+
+def test_a_cache_that_needs_batched_cfg_is_refused_on_wan(tmp_path):
+    from pare_bench.suite import load_suite
+    from pare_bench.wan_run import wan_problems
+
+    (tmp_path / "prompts.txt").write_text("a red circle moving left\n")
+    (tmp_path / "s.yaml").write_text(
+        "suite: w\ntask: t2v\nmodel: wan2.1-t2v-1.3b\nprompts: prompts.txt\n"
+        "systems:\n  - {name: baseline}\n  - {name: fc, cache: {faster: {}}}\nmetrics: []\n"
+    )
+    problems = wan_problems(load_suite(tmp_path / "s.yaml"), tmp_path / "s.yaml")
+    assert any("system fc: cache 'faster'" in p and "two forwards" in p for p in problems)
 
 
 def test_the_vbench_t2v_suite_without_weights_names_them_and_writes_nothing(tmp_path, monkeypatch, capsys):

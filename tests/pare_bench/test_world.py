@@ -142,3 +142,13 @@ def test_matched_prompt_sets_have_the_same_mix_and_differ_only_in_composition():
     total = sum(colours[0].values())
     assert sum(abs(colours[0][c] - colours[1][c]) for c in colours[0] | colours[1]) / 2 / total <= 0.05
     assert split_prompts("matched") == [p.text for p in heldin + heldout]
+
+
+def test_validation_prompts_are_training_compositions_outside_every_matched_set():
+    from pare_bench.world.prompts import matched_prompts, parse_prompt, split_prompts
+
+    validation = split_prompts("validation")
+    matched = {text for size in (32, 64) for side in matched_prompts(size) for text in side}
+    assert len(validation) == len(set(validation)) == 32 and not set(validation) & matched
+    assert not any(parse_prompt(text).held_out for text in validation)
+    assert sum(len(parse_prompt(text).objects) == 1 for text in validation) == 16
