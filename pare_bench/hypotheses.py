@@ -137,3 +137,108 @@ def hypotheses_markdown(table: pd.DataFrame) -> str:
     ]
     columns = ["system", "reference", "column", "prompts", "seeds", "over prompts", "over seeds", "verdict"]
     return view[columns].to_markdown(index=False) + "\n"
+
+
+def _signature(prompt: str) -> tuple | None:
+    """What a matched held-in/held-out pair shares: each object's shape and motion (world prompts only)."""
+    from pare_bench.world.prompts import parse_prompt
+
+    try:
+        return tuple((obj.shape, obj.motion) for obj in parse_prompt(prompt).objects)
+    except (KeyError, ValueError):
+        return None
+
+
+def _pairs(held_in: list[str], held_out: list[str]) -> dict[str, str] | None:
+    """Each held-out prompt's matched held-in partner: the next unused held-in prompt of the same signature (the
+    world's matched sets are built twin by twin, in order). None unless every held-out prompt finds one."""
+    free: dict[tuple, list[str]] = {}
+    for prompt in held_in:
+        free.setdefault(_signature(prompt), []).append(prompt)
+    pairs = {}
+    for prompt in held_out:
+        partners = free.get(_signature(prompt)) if _signature(prompt) is not None else None
+        if not partners:
+            return None
+        pairs[prompt] = partners.pop(0)
+    return pairs
+
+
+def heldout_gaps(records: list[dict], manifest: dict, reference: str) -> pd.DataFrame:
+    """Generalisation of each system against the reference: (system - reference) on held-out compositions minus
+    (system - reference) on held-in ones, per world column with a held-out twin.
+
+    Per prompt, the paired difference to the reference (same prompt and seed, seed replicas averaged). On matched
+    prompt sets (`world:matched`, `world:matched32`) each held-out prompt is paired with its held-in twin and the
+    bootstrap runs over pairs; otherwise the two prompt sets are resampled on their own (`paired` False). A gap
+    below zero means the system loses more than the reference on compositions never trained on."""
+    values = video_values(records)
+    if not len(values):
+        return pd.DataFrame()
+    videos = {r["name"]: r["prompt"] for r in records if r["kind"] == "video"}
+    values["prompt"] = values["name"].map(videos)
+    wide = values.pivot_table(index=["column", "name", "prompt"], columns="system", values="value")
+    groups = _groups(manifest)
+    columns = {c for c in wide.index.get_level_values("column") if f"{c}_heldout" in wide.index.get_level_values(0)}
+    rows = []
+    for group, against in ((g, reference) for g in groups if reference not in groups[g]):
+        for column in sorted(columns):
+            sides = []
+            for name in (column, f"{column}_heldout"):
+                table = wide.loc[name]
+                present = [s for s in groups[group] if s in table]
+                if not present or reference not in table:
+                    break
+                table = table[present + [reference]].dropna(how="any")
+                diffs = table[present].mean(axis=1) - table[reference]
+                sides.append(diffs.groupby(level="prompt").mean())
+            if len(sides) < 2 or not len(sides[0]) or not len(sides[1]):
+                continue
+            held_in, held_out = sides
+            pairs = _pairs(list(held_in.index), list(held_out.index))
+            if pairs is not None:
+                gaps = np.array([held_out[p] - held_in[pairs[p]] for p in held_out.index])
+                low, high = _interval(gaps)
+            else:
+                low, high = difference_interval(held_out.to_numpy(), held_in.to_numpy())
+            rows.append(
+                {
+                    "system": group,
+                    "reference": against,
+                    "column": column,
+                    "held_in": float(held_in.mean()),
+                    "held_out": float(held_out.mean()),
+                    "gap": float(held_out.mean() - held_in.mean()),
+                    "low": low,
+                    "high": high,
+                    "paired": pairs is not None,
+                    "prompts": len(held_in) + len(held_out),
+                    "verdict": verdict(low, high, _higher_is_better(column)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def gaps_markdown(table: pd.DataFrame) -> str:
+    if not len(table):
+        return ""
+    view = table.copy()
+    view["held-in diff"] = [f"{v:+.3g}" for v in view.held_in]
+    view["held-out diff"] = [f"{v:+.3g}" for v in view.held_out]
+    view["gap [95%]"] = [f"{g:+.3g} [{lo:+.3g}, {hi:+.3g}]" for g, lo, hi in zip(view.gap, view.low, view.high)]
+    view["pairs"] = ["matched" if p else "unpaired" for p in view.paired]
+    columns = ["system", "reference", "column", "held-in diff", "held-out diff", "gap [95%]", "pairs", "verdict"]
+    return "\n".join(
+        [
+            "",
+            "### Held-out minus held-in, against the reference",
+            "",
+            view[columns].to_markdown(index=False),
+            "",
+            "Each side is the mean paired difference to the reference (system minus reference, per prompt); the gap is "
+            "held-out minus held-in, with a bootstrap 95% interval over matched prompt pairs where the prompt set is "
+            "matched (`world:matched*`), else over each side's prompts on its own. `worse`: the system loses more "
+            "than the reference on compositions never trained on. Also in `heldout_gaps.csv`.",
+            "",
+        ]
+    )

@@ -33,7 +33,7 @@ from pare_bench.artifacts import (  # noqa: F401  ARTIFACTS_ENV, artifacts_root:
 )
 from pare_bench.checkpoint import load_state, save_state
 from pare_bench.progress import progress
-from pare_bench.step_data import segment_pairs, teacher_trajectories
+from pare_bench.step_data import segment_pairs, teacher_trajectories, validation_loss
 from pare_bench.suite import DepthRecipe, Recipe, WidthRecipe
 from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
 from pare_bench.width import calibration_inputs, profile_model
@@ -363,7 +363,8 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
         return student.eval()
     if retrain:
         forget_training(directory, "step_distill")
-    data = teacher_trajectories(teacher, base_transformer(teacher, recipe, root).eval(), sd, directory)
+    system = base_transformer(teacher, recipe, root).eval()  # the system the student learns to follow
+    data = teacher_trajectories(teacher, system, sd, directory)
     config = StepDistillConfig(
         steps=sd.steps,
         shift=sd.shift,
@@ -372,9 +373,12 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
         train_steps=sd.train_steps,
         batch=sd.batch,
     )
+    stop = {}
+    if sd.stop is not None:
+        stop = {"validate": validation_loss(teacher, system, sd, directory), "plateau": Plateau(**sd.stop.model_dump())}
     with training_stage(directory, "step_distill", config.train_steps) as (state, on_step, on_checkpoint):
         pairs = segment_pairs(teacher, data, sd, config.batch)
-        student = distill_steps(student, pairs, config, state, on_checkpoint, on_step)
+        student = distill_steps(student, pairs, config, state, on_checkpoint, on_step, **stop)
     student.save_pretrained(directory / "transformer")
     write_recipe(directory, {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)})
     return student.eval()

@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on CI machines
 import pandas as pd  # noqa: E402
 
-from pare_bench.hypotheses import compare_to_reference, hypotheses_markdown  # noqa: E402
+from pare_bench.front import MIN_SPEEDUP, front_markdown, front_table, matched_speedups, plot_front  # noqa: E402
+from pare_bench.hypotheses import compare_to_reference, gaps_markdown, heldout_gaps, hypotheses_markdown  # noqa: E402
 from pare_bench.intervals import interval_markdown, speedup_intervals  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
 from pare_bench.metrics.registry import leaderboard_columns, seed_columns  # noqa: E402
@@ -92,6 +93,9 @@ def summarize(records: list[dict], manifest: dict) -> pd.DataFrame:
         for system, values in speedup_intervals(records, _reference(manifest)).items():
             for key, value in values.items():
                 table.loc[system, key] = value
+        if "flops_per_video" in table:  # what the FLOPs alone would give, and the share of it measured
+            table["ideal_speedup"] = table.loc[_reference(manifest), "flops_per_video"] / table["flops_per_video"]
+            table["of_ideal"] = table["speedup"] / table["ideal_speedup"]
     return _ordered(table)
 
 
@@ -156,10 +160,30 @@ def _mean_std(mean: float, std: float) -> str:
 
 
 def _report(
-    table: pd.DataFrame, records: list[dict], manifest: dict, seeds: pd.DataFrame | None, plots: dict[str, bool]
+    table: pd.DataFrame,
+    records: list[dict],
+    manifest: dict,
+    seeds: pd.DataFrame | None,
+    plots: dict[str, bool],
+    front: str,
+    gaps: str,
 ) -> str:
     suite, git = manifest["suite"], manifest["git"]
     extra = []
+    if plots["front"]:
+        extra += [
+            "## Quality against measured speedup",
+            "",
+            "![front](plots/front.png)",
+            "",
+            front,
+            "Speedups from this run's interleaved latency rounds; FLOPs-ideal is the reference's FLOPs per video over "
+            "the system's, `of ideal` the share of it the measured speedup realises. Quality: mean and percentile "
+            "bootstrap 95% interval over videos (seed replicas averaged per video). Below, each trained system from "
+            f"{MIN_SPEEDUP}x up against every cache curve, read off the curve by linear interpolation at the same "
+            "speedup: `above` when the curve falls below the system's interval. Also in `front.csv`.",
+            "",
+        ]
     if seeds is not None:
         extra += [
             "## Over recipe seeds",
@@ -224,6 +248,7 @@ def _report(
             "## Against the reference, decided by intervals",
             "",
             hypotheses_markdown(compare_to_reference(records, manifest, _reference(manifest))),
+            gaps,
             "Mean paired difference (system minus reference; same prompt and seed), percentile bootstrap 95% "
             "interval over prompts and, for systems trained with several recipe seeds, over those seeds. The verdict "
             "reads the interval in the metric's direction: `better`/`worse` when it excludes zero. Also in "
@@ -301,10 +326,21 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
         seeds.to_csv(store.root / "leaderboard_seeds.csv")
     compare_to_reference(records, manifest, _reference(manifest)).to_csv(store.root / "hypotheses.csv", index=False)
     plot_quality_vs_flops(table, store.root / "plots" / "quality_vs_flops.png", manifest["suite"]["suite"])
+    front = front_table(table, records, manifest, _reference(manifest))
+    matched = matched_speedups(front)
+    if len(front):
+        front.to_csv(store.root / "front.csv", index=False)
+    if len(matched):
+        matched.to_csv(store.root / "matched_speedups.csv", index=False)
+    gaps = heldout_gaps(records, manifest, _reference(manifest))
+    if len(gaps):
+        gaps.to_csv(store.root / "heldout_gaps.csv", index=False)
     plots = {
+        "front": plot_front(front, store.root / "plots" / "front.png"),
         "frames": plot_frame_strips(store, records, _reference(manifest), store.root / "plots" / "frames.png"),
         "head_roles": plot_head_roles(records, store.root / "plots" / "head_roles.png"),
         "routing": plot_routing(records, store.root / "plots" / "routing.png"),
     }
-    (store.root / "report.md").write_text(_report(table, records, manifest, seeds, plots))
+    text = _report(table, records, manifest, seeds, plots, front_markdown(front, matched), gaps_markdown(gaps))
+    (store.root / "report.md").write_text(text)
     return table

@@ -37,16 +37,16 @@ TRAJECTORY_BATCH = 8
 
 
 @torch.no_grad()
-def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path) -> dict:
+def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path, name: str = "trajectories") -> dict:
     """`recipe.trajectories` teacher trajectories from training-split prompts, states at the student's sigmas;
-    saved in chunks under `directory/trajectories/`, so an interrupted run keeps what it made."""
+    saved in chunks under `directory/<name>/`, so an interrupted run keeps what it made."""
     from pare_core.step_distill import student_sigmas, teacher_trajectory
 
     sigmas = student_sigmas(recipe.steps, recipe.shift)
-    folder = directory / "trajectories"
+    folder = directory / name
     folder.mkdir(parents=True, exist_ok=True)
     chunks = -(-recipe.trajectories // TRAJECTORY_BATCH)
-    with progress(None, *bar_columns(f"teacher trajectories {directory.name}")) as bar:
+    with progress(None, *bar_columns(f"teacher {name} {directory.name}")) as bar:
         task = bar.add_task("trajectories", total=chunks)
         for chunk in range(chunks):
             path = folder / f"{chunk:05d}.pt"
@@ -90,3 +90,38 @@ def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
         return inputs, targets[k, n]
 
     return pairs_at
+
+
+VALIDATION_TRAJECTORIES = 16
+VALIDATION_SEED = 30_000  # other scenes and noise than any training chunk of the same recipe
+
+
+def validation_loss(teacher: TinyWan, model, recipe, directory: Path):
+    """`validate(student)` for the step-distillation stop rule: the mean segment loss over every (trajectory,
+    segment) pair of `VALIDATION_TRAJECTORIES` held-out teacher trajectories (saved under `validation/`)."""
+    from pare_core.step_distill import segment_targets, student_sigmas
+
+    held_out = recipe.model_copy(
+        update={"trajectories": VALIDATION_TRAJECTORIES, "seed": VALIDATION_SEED + recipe.seed}
+    )
+    data = teacher_trajectories(teacher, model, held_out, directory, "validation")
+    sigmas = student_sigmas(recipe.steps, recipe.shift)
+    targets = segment_targets(data["states"], sigmas)
+    context = teacher.text_encoder(data["tokens"])
+
+    def validate(student) -> torch.Tensor:
+        losses = []
+        for k in range(recipe.steps):
+            x = data["states"][k]
+            hidden = x if "condition" not in data else torch.cat([x, data["condition"]], dim=1)
+            inputs = {
+                "hidden_states": hidden,
+                "timestep": (1000 * sigmas[k]).expand(len(x)),
+                "encoder_hidden_states": context,
+            }
+            if "image" in data:
+                inputs["encoder_hidden_states_image"] = data["image"]
+            losses.append(torch.nn.functional.mse_loss(student(**inputs, return_dict=False)[0], targets[k]))
+        return torch.stack(losses).mean()
+
+    return validate

@@ -128,6 +128,7 @@ class StepDistillRecipe(BaseModel):
     trajectories: int = Field(128, ge=1)  # teacher trajectories from training-split prompts
     train_steps: int = Field(300, ge=0)
     batch: int = Field(8, ge=1)  # (state, segment) pairs per optimizer step
+    stop: StopRule | None = None  # stop when the loss on held-out teacher trajectories plateaus (train_steps: cap)
     seed: int = Field(0, ge=0)
 
 

@@ -83,3 +83,47 @@ def test_compare_to_must_name_a_system_of_the_suite(tmp_path):
     )
     with pytest.raises(SuiteError, match=r"systems\[1\]\.compare_to\[0\].*'fbcahe' is not a system.*did you mean"):
         load_suite(path)
+
+
+def _world(system: str, prompt: str, index: int, held_out: bool, value: float) -> list[dict]:
+    name = f"{prompt}-{index}"
+    return [
+        {"kind": "video", "system": system, "name": name, "prompt": prompt},
+        {"kind": "metric", "system": system, "name": name, "metric": "world", "held_out": held_out,
+         "values": {"motion_direction": value}},
+    ]  # fmt: skip
+
+
+def _matched_records(drop: float, noise: float, prompts: tuple[list[str], list[str]]) -> list[dict]:
+    rng = np.random.default_rng(1)
+    records = []
+    for held_out, texts in zip((False, True), prompts):
+        for prompt in texts:
+            for index in range(2):
+                base = 0.6 + 0.1 * rng.standard_normal()
+                shift = (-drop if held_out else 0.0) + noise * rng.standard_normal()
+                records += _world("baseline", prompt, index, held_out, base)
+                records += _world("pare-s0", prompt, index, held_out, base + shift)
+    return records
+
+
+def test_heldout_gap_pairs_matched_twins_and_decides_by_the_interval():
+    from pare_bench.hypotheses import heldout_gaps
+    from pare_bench.world.prompts import matched_prompts
+
+    manifest = _manifest("baseline", "pare-s0")
+    gaps = heldout_gaps(_matched_records(0.2, 0.02, matched_prompts(32)), manifest, "baseline").set_index("system")
+    row = gaps.loc["pare"]
+    assert row["paired"] and row["prompts"] == 64 and abs(row["gap"] + 0.2) < 0.02
+    assert row["high"] < 0 and row["verdict"] == "worse"
+    noisy = heldout_gaps(_matched_records(0.0, 0.05, matched_prompts(32)), manifest, "baseline")
+    assert noisy.iloc[0]["low"] < 0 < noisy.iloc[0]["high"] and noisy.iloc[0]["verdict"] == "undecided"
+
+
+def test_heldout_gap_without_matched_twins_resamples_each_side():
+    from pare_bench.hypotheses import heldout_gaps
+    from pare_bench.world.prompts import split_prompts
+
+    prompts = (split_prompts("eval"), split_prompts("heldout"))
+    gaps = heldout_gaps(_matched_records(0.2, 0.02, prompts), _manifest("baseline", "pare-s0"), "baseline")
+    assert not gaps.iloc[0]["paired"] and gaps.iloc[0]["verdict"] == "worse"

@@ -20,3 +20,22 @@ def test_a_stop_rule_ends_recovery_on_a_plateau_and_leaves_old_hashes_alone(tmp_
     # a 50% improvement every 2 steps cannot last: the stage stops itself long before its cap of 60
     assert log[-1].get("stopped") == "plateau" and log[-1]["step"] < 60
     assert all("val_loss" in r for r in log if r["step"] % 2 == 0)
+
+
+@pytest.mark.slow
+def test_a_stop_rule_ends_step_distillation_on_held_out_trajectories(tmp_path):
+    from pare_bench.artifacts import artifact_hash
+    from pare_bench.recipes import sd_student, step_hash
+    from pare_bench.suite import Recipe, StepDistillRecipe
+
+    teacher = load_tiny("tiny-wan-t2v")
+    plain = StepDistillRecipe(steps=2, substeps=1, trajectories=8, train_steps=40, batch=2)
+    before = {"step_distill": {k: v for k, v in plain.model_dump(mode="json").items() if k != "stop"}}
+    assert step_hash("t", Recipe(step_distill=plain)) == artifact_hash("t", before)  # older students keep their hash
+    stopping = plain.model_copy(update={"stop": StopRule(every=2, patience=1, min_delta=0.5)})
+    assert step_hash("t", Recipe(step_distill=stopping)) != step_hash("t", Recipe(step_distill=plain))
+    sd_student(teacher, Recipe(step_distill=stopping), root=tmp_path)
+    (folder,) = tmp_path.glob("tiny-wan-t2v/sd-*")
+    assert len(list((folder / "validation").glob("*.pt"))) == 2  # 16 held-out trajectories, in chunks of 8
+    log = [json.loads(line) for line in (folder / "step_distill_log.jsonl").read_text().splitlines()]
+    assert log[-1].get("stopped") == "plateau" and log[-1]["step"] < 40

@@ -1,0 +1,71 @@
+"""The quality-vs-speedup front on hand-made runs: curves from sweeps, trained points, matched speedups."""
+
+import pandas as pd
+
+from pare_bench.front import front_table, matched_speedups, plot_front
+
+
+def _psnr(system: str, value: float, videos: int = 8) -> list[dict]:
+    return [
+        {"kind": "metric", "system": system, "name": f"p{i}-0", "metric": "psnr", "values": {"psnr": value + 0.01 * i}}
+        for i in range(videos)
+    ]
+
+
+POINTS = {  # system: (speedup, FLOPs per video, psnr)
+    "baseline": (1.0, 100.0, None),
+    "fb-0.05": (1.2, 80.0, 30.0),
+    "fb-0.1": (1.6, 60.0, 26.0),
+    "fb-0.2": (2.2, 45.0, 20.0),
+    "pab-2": (1.1, 90.0, 31.0),
+    "pab-3": (1.3, 75.0, 29.0),
+    "pare-s0": (1.9, 40.0, 28.0),
+    "pare-s1": (2.1, 40.0, 28.2),
+}
+MANIFEST = {
+    "suite": {
+        "systems": [
+            {"name": "baseline"},
+            *({"name": f"fb-{t}", "cache": {"first_block": {}}, "sweep_of": "fb"} for t in (0.05, 0.1, 0.2)),
+            *({"name": f"pab-{r}", "cache": {"pab": {}}, "sweep_of": "pab"} for r in (2, 3)),
+            *({"name": f"pare-s{s}", "recipe": {}, "replica_of": "pare"} for s in (0, 1)),
+        ]
+    }
+}
+
+
+def _front():
+    table = pd.DataFrame(
+        {
+            "speedup": {s: v[0] for s, v in POINTS.items()},
+            "speedup_low": {s: v[0] - 0.05 for s, v in POINTS.items()},
+            "speedup_high": {s: v[0] + 0.05 for s, v in POINTS.items()},
+            "flops_per_video": {s: v[1] for s, v in POINTS.items()},
+        }
+    )
+    records = [r for s, (_, _, psnr) in POINTS.items() if psnr is not None for r in _psnr(s, psnr)]
+    return front_table(table, records, MANIFEST, "baseline")
+
+
+def test_front_pools_seed_replicas_and_keeps_sweep_points_apart():
+    front = _front().set_index("system")
+    assert list(front.index) == ["baseline", "fb-0.05", "fb-0.1", "fb-0.2", "pab-2", "pab-3", "pare"]
+    assert front.loc["pare", "replicas"] == 2 and abs(front.loc["pare", "speedup"] - 2.0) < 1e-9
+    assert abs(front.loc["pare", "psnr"] - 28.135) < 1e-9  # the replicas' per-video mean, then over videos
+    assert front.loc["pare", "ideal_speedup"] == 2.5 and abs(front.loc["pare", "of_ideal"] - 0.8) < 1e-9
+    assert front.loc["fb-0.1", "kind"] == "curve" and front.loc["fb-0.1", "group"] == "fb"
+
+
+def test_matched_speedups_read_each_curve_at_the_trained_systems_speedup(tmp_path):
+    front = _front()
+    matched = matched_speedups(front).set_index("curve")
+    fb = matched.loc["fb"]
+    assert abs(fb["curve_value"] - 22.035) < 1e-9  # 26 -> 20 between 1.6x and 2.2x, at 2.0x (+0.035 mean offset)
+    assert fb["position"] == "above"
+    assert matched.loc["pab", "position"] == "not reached"  # PAB's curve stops at 1.3x
+    assert plot_front(front, tmp_path / "front.png") and (tmp_path / "front.png").stat().st_size > 0
+
+
+def test_nothing_below_the_minimum_speedup_is_matched():
+    front = _front()
+    assert matched_speedups(front, minimum=2.5).empty
