@@ -12,6 +12,9 @@ they come from an included file.
     prompts: world:eval            # world:<split>, or a text file (relative to the suite file)
     systems: [{name: baseline}, {name: fbcache, cache: {first_block: {threshold: 0.05}}}]
     metrics: [{metric: psnr, reference: baseline}, {metric: latency, warmup: 1, repeats: 3}]
+
+A system with `seeds: [0, 1, 2]` trains its recipe once per seed (`name-s0`, ...; compared as one group), and a
+cache system with `sweep: {threshold: [0.05, 0.1]}` runs once per value (`name-0.05`, ...; drawn as one curve).
 """
 
 from __future__ import annotations
