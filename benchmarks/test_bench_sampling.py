@@ -9,8 +9,8 @@ import copy
 import pytest
 from diffusers import FirstBlockCacheConfig
 
-from pare_bench.sample import SamplingConfig, sample
-from pare_bench.zoo import load_tiny
+from pare_bench.tiny.sample import SamplingConfig, sample
+from pare_bench.tiny.zoo import load_tiny
 
 CONFIG = SamplingConfig(steps=20)
 PROMPT, SEED = ["a red circle moving left"], [1_000_000]

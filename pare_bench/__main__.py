@@ -8,14 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from pare_bench.cli_wan import add_wan_commands
 from pare_bench.suite import WIDTH_SCORES
-from pare_bench.train_teacher import TeacherRecipe
-from pare_bench.zoo import TINY_MODELS
+from pare_bench.tiny.train_teacher import TeacherRecipe
+from pare_bench.tiny.zoo import TINY_MODELS
+from pare_bench.wan.cli import add_wan_commands
 
 
 def _train_teacher(args) -> int:
-    from pare_bench.train_teacher import train_teacher
+    from pare_bench.tiny.train_teacher import train_teacher
 
     recipe = TeacherRecipe(
         **{k: v for k, v in vars(args).items() if k in TeacherRecipe.__dataclass_fields__ and v is not None}
@@ -27,7 +27,7 @@ def _train_teacher(args) -> int:
 
 
 def _eval_teacher(args) -> int:
-    from pare_bench.evaluate import evaluate_teacher
+    from pare_bench.tiny.evaluate import evaluate_teacher
 
     evaluate_teacher(args.model, args.weights, seeds_per_prompt=args.seeds, steps=args.steps)
     return 0
@@ -39,8 +39,8 @@ def _probe_content(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from pare_bench.content_probe import probe_content
-    from pare_bench.zoo import load_tiny
+    from pare_bench.tiny.content_probe import probe_content
+    from pare_bench.tiny.zoo import load_tiny
 
     rows = probe_content(load_tiny(args.model, args.weights), scenes=args.scenes)
     if args.json is not None:
@@ -55,8 +55,8 @@ def _probe_content(args) -> int:
 
 
 def _run(args) -> int:
-    from pare_bench.recipes import ARTIFACTS_ENV
     from pare_bench.runner import run_suite_cli
+    from pare_bench.tiny.recipes import ARTIFACTS_ENV
 
     if args.artifacts is not None:  # every rank of a launch parses its own argv, so all see the same folder
         os.environ[ARTIFACTS_ENV] = str(args.artifacts)
@@ -85,7 +85,7 @@ def _report(args) -> int:
 
 def _bench_width(args) -> int:
     from pare_bench.suite import WidthRecipe
-    from pare_bench.width_bench import bench_width, print_bench
+    from pare_bench.tiny.width_bench import bench_width, print_bench
 
     recipe = WidthRecipe(
         ratio=args.ratio,
@@ -144,8 +144,8 @@ def _compare(args) -> int:
 
 
 def _profile_heads(args) -> int:
-    from pare_bench.width import profile_model
-    from pare_bench.zoo import load_tiny
+    from pare_bench.tiny.width import profile_model
+    from pare_bench.tiny.zoo import load_tiny
 
     profile = profile_model(load_tiny(args.model, args.weights), videos=args.videos)
     profile.save(args.out)

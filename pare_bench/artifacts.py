@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
 from pare_bench.progress import progress
-from pare_bench.zoo import TinyWan, owned
+from pare_bench.tiny.zoo import TinyWan, owned
 from pare_core.prune import PrunedWanTransformer3DModel
+from pare_core.router import BlockRouter, apply_router
 
 ARTIFACTS_ENV = "PARE_BENCH_ARTIFACTS"
 
@@ -70,7 +72,7 @@ def training_stage(directory: Path, stage: str, total: int, writer: bool = True)
         task = bar.add_task(stage, total=total)
 
         def on_step(record: dict) -> None:
-            log.write(json.dumps(record) + "\n")
+            log.write(json.dumps({**record, "time": round(time.time(), 2)}) + "\n")  # wall clock: stage_summary
             bar.update(task, completed=record["step"])
 
         def on_checkpoint(state: dict) -> None:
@@ -78,6 +80,33 @@ def training_stage(directory: Path, stage: str, total: int, writer: bool = True)
             save_state(checkpoint, state)
 
         yield (load_state(checkpoint) if checkpoint.exists() else None), on_step, on_checkpoint
+
+
+RESUME_GAP = 120.0  # seconds between two logged steps beyond which the stage was stopped and resumed
+
+
+def stage_summary(directory: Path, stage: str) -> dict | None:
+    """What a finished (or running) training stage logged: steps, whether it stopped on a plateau, its
+    validation curve and its compute time (the sum of the gaps between logged steps, a resume's gap left out;
+    None for a log written before steps carried their time). None when the stage has no log."""
+    path = directory / f"{stage}_log.jsonl"
+    if not path.is_file():
+        return None
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        return None
+    times = [line["time"] for line in lines if "time" in line]
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    seconds = sum(gap for gap in gaps if gap < RESUME_GAP) if len(times) == len(lines) and times else None
+    curve = [[line["step"], line["val_loss"]] for line in lines if "val_loss" in line]
+    return {
+        "stage": stage,
+        "directory": directory.name,
+        "steps": lines[-1]["step"],
+        "stopped": lines[-1].get("stopped"),
+        "seconds": seconds,
+        "curve": curve,
+    }
 
 
 def write_recipe(directory: Path, record: dict) -> None:
@@ -94,3 +123,30 @@ def load_transformer(directory: Path) -> torch.nn.Module:
     config = json.loads((directory / "transformer" / "config.json").read_text())
     cls = PrunedWanTransformer3DModel if config.get("heads_per_block") else WanTransformer3DModel
     return owned(cls.from_pretrained(directory / "transformer").eval())
+
+
+def save_depth_artifact(directory: Path, student: torch.nn.Module, router: BlockRouter, record: dict) -> None:
+    """`transformer/` and `router/` (diffusers folders: config and weights) and `recipe.json` (`record`, with a
+    `depth` entry): what `load_depth_artifact` and `load_pare_transformer` read."""
+    student.save_pretrained(directory / "transformer")
+    router.save_pretrained(directory / "router")
+    write_recipe(directory, record)
+
+
+def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
+    """(student, router in eval mode, detached) from a `depth-<hash>` directory."""
+    return load_transformer(directory), BlockRouter.from_pretrained(directory / "router").eval()
+
+
+def load_pare_transformer(directory: Path) -> torch.nn.Module:
+    """A saved PARE student (`transformer/`, and `router/` for a depth artifact) with its router
+    attached at the recipe's budget. Names the missing file when the directory is incomplete."""
+    directory = Path(directory)
+    weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no PARE transformer at {directory}: {weights} is missing")
+    if not (directory / "router" / "config.json").is_file():
+        return load_transformer(directory)
+    transformer, router = load_depth_artifact(directory)
+    apply_router(transformer, router)  # at the budget it was trained for (its config)
+    return transformer

@@ -1,5 +1,5 @@
-"""What `run` asks of the model a suite names, in one interface: the tiny world (`tiny_backend.TinyBackend`) and a
-real Wan2.1 pipeline (`wan_run.WanRun`) answer it, and the runner holds one without checking which."""
+"""What `run` asks of the model a suite names, in one interface: the tiny world (`tiny.backend.TinyBackend`) and a
+real Wan2.1 pipeline (`wan.run.WanRun`) answer it, and the runner holds one without checking which."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Protocol
 
 import torch
 
-from pare_bench.sample import SamplingConfig
 from pare_bench.store import RunStore
 from pare_bench.suite import MetricSpec, Suite, SystemSpec
 from pare_bench.systems import System
+from pare_bench.tiny.sample import SamplingConfig
 
 
 class Backend(Protocol):
@@ -29,5 +29,5 @@ class Backend(Protocol):
     def flops_cross_check(self, store: RunStore, system: System) -> None:
         """Record the system's FLOPs counted independently of the run-time counter, where the backend can."""
 
-    def record_head_plans(self, store: RunStore, suite: Suite) -> None:
-        """Record each width system's kept heads, where the backend prunes heads itself."""
+    def record_recipes(self, store: RunStore, suite: Suite) -> None:
+        """Record what each trained system's recipe made (kept heads, training stages), where the backend trains."""

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pare_bench.intervals import difference_interval, mean_interval, video_values
-from pare_bench.metrics import METRICS
+from pare_bench.metrics import METRICS, get_metric
 
 
 def _higher_is_better(column: str) -> bool:
@@ -81,8 +81,16 @@ def _replica_interval(table: pd.DataFrame, systems: list[str], references: list[
     return difference_interval(table[systems].mean(axis=0).to_numpy(), table[references].mean(axis=0).to_numpy())
 
 
+def _flops_per_step(records: list[dict], systems: list[str]) -> float:
+    """Mean executed FLOPs per denoising step over the counted videos of `systems` (NaN if none was counted)."""
+    counted = [r for r in records if r["kind"] == "video" and r["system"] in systems and "flops" in r]
+    return get_metric("flops").compute(counted)["flops_per_step"] if counted else math.nan
+
+
 def compare_to_reference(records: list[dict], manifest: dict, reference: str) -> pd.DataFrame:
-    """One row per (comparison, quality column): n prompts and seeds, mean difference, both intervals, verdict.
+    """One row per (comparison, quality column): n prompts and seeds, mean difference, both intervals, verdict,
+    and the FLOPs per step of the system over those of what it is compared with (`flops_ratio`: an
+    equal-compute comparison reads about 1).
 
     The comparisons are `comparisons(manifest, reference)`. A side with seed replicas counts as their mean."""
     values = video_values(records)
@@ -106,6 +114,7 @@ def compare_to_reference(records: list[dict], manifest: dict, reference: str) ->
             over_prompts = diffs.groupby(level="prompt").mean().to_numpy()
             low, high = _interval(over_prompts)
             seed_low, seed_high = _replica_interval(table, present, references)
+            flops_ratio = _flops_per_step(records, present) / _flops_per_step(records, references)
             rows.append(
                 {
                     "system": group,
@@ -120,6 +129,7 @@ def compare_to_reference(records: list[dict], manifest: dict, reference: str) ->
                     "low_seeds": seed_low,
                     "high_seeds": seed_high,
                     "verdict": verdict(low, high, _higher_is_better(column)),
+                    "flops_ratio": flops_ratio,
                 }
             )
     return pd.DataFrame(rows)
@@ -135,13 +145,14 @@ def hypotheses_markdown(table: pd.DataFrame) -> str:
     view["over seeds"] = [
         "-" if math.isnan(lo) else f"[{lo:+.3g}, {hi:+.3g}]" for lo, hi in zip(view.low_seeds, view.high_seeds)
     ]
+    view["FLOPs ratio"] = ["-" if math.isnan(r) else f"{r:.3f}" for r in view.flops_ratio]
     columns = ["system", "reference", "column", "prompts", "seeds", "over prompts", "over seeds", "verdict"]
-    return view[columns].to_markdown(index=False) + "\n"
+    return view[[*columns, "FLOPs ratio"]].to_markdown(index=False) + "\n"
 
 
 def _signature(prompt: str) -> tuple | None:
     """What a matched held-in/held-out pair shares: each object's shape and motion (world prompts only)."""
-    from pare_bench.world.prompts import parse_prompt
+    from pare_bench.tiny.world.prompts import parse_prompt
 
     try:
         return tuple((obj.shape, obj.motion) for obj in parse_prompt(prompt).objects)

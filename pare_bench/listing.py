@@ -9,8 +9,8 @@ from rich.table import Table
 
 from pare_bench.metrics import METRICS
 from pare_bench.suite import SuiteError, known_suites, load_suite
-from pare_bench.wan_zoo import WAN_MODELS
-from pare_bench.zoo import TINY_MODELS
+from pare_bench.tiny.zoo import TINY_MODELS
+from pare_bench.wan.zoo import WAN_MODELS
 
 
 def _suites() -> Table:

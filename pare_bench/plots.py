@@ -107,3 +107,35 @@ def plot_frame_strips(store: RunStore, records: list[dict], reference: str, path
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return True
+
+
+def plot_training(records: list[dict], path: Path) -> bool:
+    """One panel per training stage: each system's held-out validation loss against the step, a cross where the
+    stop rule ended it."""
+    stages: dict[str, list[dict]] = {}
+    for record in (r for r in records if r["kind"] == "training" and r["curve"]):
+        stages.setdefault(record["stage"], []).append(record)
+    if not stages:
+        return False
+    figure, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 3.8), squeeze=False)
+    for axis, (stage, entries) in zip(axes[0], stages.items()):
+        seen = set()
+        for entry in entries:
+            if entry["directory"] in seen:  # systems sharing a student (pare and pare+sd share stage 1) drawn once
+                continue
+            seen.add(entry["directory"])
+            steps, losses = zip(*entry["curve"])
+            (line,) = axis.plot(steps, losses, linewidth=1, label=entry["system"])
+            if entry.get("stopped") == "plateau":
+                axis.scatter([steps[-1]], [losses[-1]], marker="x", color=line.get_color())
+        axis.set_yscale("log")
+        axis.set_xlabel("step")
+        axis.set_ylabel("held-out validation loss")
+        axis.set_title(stage, fontsize=9)
+        axis.legend(fontsize=6)
+    figure.suptitle("training curves (x: stopped on a plateau)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True

@@ -92,8 +92,27 @@ class FlopsCheckRecord(_Record):
     fvcore_x2_per_forward: float | None  # None where fvcore cannot trace the model (a routed one)
 
 
+class TrainingRecord(_Record):
+    """One training stage of a trained system's artifact, as its log says (`artifacts.stage_summary`)."""
+
+    kind: Literal["training"] = "training"
+    stage: str  # recovery, joint or step_distill
+    directory: str  # the artifact folder's name (its recipe hash)
+    steps: int
+    stopped: str | None  # "plateau" when the stop rule ended it
+    seconds: float | None  # compute time from the log (None for logs without times)
+    curve: list[list[float]]  # [step, validation loss] pairs
+
+
 Record = Annotated[
-    VideoRecord | LatencyRecord | MetricRecord | DistributionRecord | VbenchRecord | HeadsRecord | FlopsCheckRecord,
+    VideoRecord
+    | LatencyRecord
+    | MetricRecord
+    | DistributionRecord
+    | VbenchRecord
+    | HeadsRecord
+    | FlopsCheckRecord
+    | TrainingRecord,
     Field(discriminator="kind"),
 ]
 RECORD = TypeAdapter(Record)

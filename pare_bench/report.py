@@ -16,7 +16,7 @@ from pare_bench.metrics import get_metric  # noqa: E402
 from pare_bench.metrics.registry import leaderboard_columns, seed_columns  # noqa: E402
 from pare_bench.metrics.vbench_scoring import NORMALIZE, normalized  # noqa: E402
 from pare_bench.metrics.vbench_scoring import scores as vbench_scores  # noqa: E402
-from pare_bench.plots import plot_frame_strips, plot_head_roles, plot_quality_vs_flops  # noqa: E402
+from pare_bench.plots import plot_frame_strips, plot_head_roles, plot_quality_vs_flops, plot_training  # noqa: E402
 from pare_bench.routing_report import ROUTING_COLUMNS, ROUTING_PER_SEED, plot_routing, summarize_routing  # noqa: E402
 from pare_bench.store import RunStore  # noqa: E402
 
@@ -159,6 +159,24 @@ def _mean_std(mean: float, std: float) -> str:
     return f"{mean:.4g}" if pd.isna(std) else f"{mean:.4g} ± {std:.2g}"
 
 
+def _training_table(records: list[dict]) -> str:
+    rows = []
+    for r in (r for r in records if r["kind"] == "training"):
+        losses = [loss for _, loss in r["curve"]]
+        rows.append(
+            {
+                "system": r["system"],
+                "stage": r["stage"],
+                "steps": r["steps"],
+                "stopped": r["stopped"] or "cap",
+                "best val": f"{min(losses):.4g}" if losses else "-",
+                "last val": f"{losses[-1]:.4g}" if losses else "-",
+                "minutes": "-" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}",
+            }
+        )
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
 def _report(
     table: pd.DataFrame,
     records: list[dict],
@@ -212,6 +230,19 @@ def _report(
             "Blocks each routed system ran at each denoising step (step 0 is pure noise): the mean over all videos, "
             "then single videos. `route_spread` is the mean, over steps, of the expected number of blocks on which "
             "two different videos' decisions differ at the same step; a timestep-only router has 0 by construction.",
+            "",
+        ]
+    if plots["training"]:
+        extra += [
+            "## Training",
+            "",
+            _training_table(records),
+            "",
+            "![training](plots/training.png)",
+            "",
+            "Each trained system's stages as their logs in `artifacts/` say: steps run, whether the stop rule ended "
+            "the stage on a plateau of its held-out validation loss, the best and last validation loss, and the "
+            "compute time (the gaps between logged steps summed, a resume's pause left out; `-`: a log without times).",
             "",
         ]
     if plots["head_roles"]:
@@ -340,6 +371,7 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
         "frames": plot_frame_strips(store, records, _reference(manifest), store.root / "plots" / "frames.png"),
         "head_roles": plot_head_roles(records, store.root / "plots" / "head_roles.png"),
         "routing": plot_routing(records, store.root / "plots" / "routing.png"),
+        "training": plot_training(records, store.root / "plots" / "training.png"),
     }
     text = _report(table, records, manifest, seeds, plots, front_markdown(front, matched), gaps_markdown(gaps))
     (store.root / "report.md").write_text(text)

@@ -28,12 +28,12 @@ from pare_bench.report import write_outputs
 from pare_bench.store import RunDirError, RunStore, video_name
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
 from pare_bench.systems import System, artifact_problems, build_system
-from pare_bench.tiny_backend import TinyBackend
+from pare_bench.tiny.backend import TinyBackend
+from pare_bench.tiny.world.prompts import parse_prompt
+from pare_bench.tiny.world.render import to_uint8
+from pare_bench.tiny.zoo import TINY_MODELS, load_tiny
 from pare_bench.vbench_phase import compute_vbench
-from pare_bench.wan_zoo import WAN_MODELS
-from pare_bench.world.prompts import parse_prompt
-from pare_bench.world.render import to_uint8
-from pare_bench.zoo import TINY_MODELS, load_tiny
+from pare_bench.wan.zoo import WAN_MODELS
 from pare_core.flops import RuntimeFlopCounter
 
 
@@ -60,7 +60,7 @@ def load_model(suite: Suite, suite_path: Path) -> Backend:
     """The suite's backend: a tiny teacher, or a Wan pipeline from local files (missing weights fail here,
     before any write)."""
     if suite.model in WAN_MODELS:
-        from pare_bench.wan_run import load_wan_run
+        from pare_bench.wan.run import load_wan_run
 
         return load_wan_run(suite, suite_path)
     directory = model_directory(suite, suite_path)
@@ -277,7 +277,7 @@ def run_suite(
         check = get_metric(name).problems
         problems += check(suite) if check else []
     if suite.model in WAN_MODELS:
-        from pare_bench.wan_run import wan_problems
+        from pare_bench.wan.run import wan_problems
 
         problems += wan_problems(suite, suite_path)
     problems += artifact_problems(suite, suite_path)
@@ -310,7 +310,7 @@ def run_suite(
         store.merge_shards()
     else:
         generate_all(backend, store, systems, items, flops_videos, console)
-    backend.record_head_plans(store, suite)
+    backend.record_recipes(store, suite)
     for spec in suite.metrics:
         if spec.metric == "latency":
             options = spec.options

@@ -131,7 +131,7 @@ def resolve_prompts(suite: Suite, suite_path: Path) -> list[str]:
     """The suite's prompt texts: a world split, VBench's prompt suite or I2V image suite, or the lines of a file
     next to the suite."""
     if suite.prompts.startswith(WORLD_PREFIX):
-        from pare_bench.world.prompts import split_prompts
+        from pare_bench.tiny.world.prompts import split_prompts
 
         return split_prompts(suite.prompts[len(WORLD_PREFIX) :])
     if suite.prompts.startswith(VBENCH_I2V_PREFIX):

@@ -32,13 +32,13 @@ def _known_metrics() -> set[str]:
 
 def _tiny_models() -> dict[str, str]:
     """Zoo name -> task. Imported lazily: the zoo pulls in torch and diffusers."""
-    from pare_bench.zoo import TINY_MODELS
+    from pare_bench.tiny.zoo import TINY_MODELS
 
     return {name: spec.task for name, spec in TINY_MODELS.items()}
 
 
 def _world_splits() -> set[str]:
-    from pare_bench.world.prompts import SPLITS
+    from pare_bench.tiny.world.prompts import SPLITS
 
     return set(SPLITS)
 
@@ -97,7 +97,7 @@ def _model_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
     model, task = data.get("model"), data.get("task")
     if not isinstance(model, str) or not model:
         return []
-    from pare_bench.wan_zoo import WAN_MODELS
+    from pare_bench.wan.zoo import WAN_MODELS
 
     zoo = {**_tiny_models(), **{name: spec.task for name, spec in WAN_MODELS.items()}}
     if model in zoo:
@@ -133,7 +133,7 @@ def _wan_problems(data: dict) -> list[tuple[Loc, str]]:
 
 def _tiny_max_frames() -> int:
     """The most frames a tiny model takes: its rotary embedding has `rope_max_seq_len` positions per axis."""
-    from pare_bench.zoo import TINY_MODELS
+    from pare_bench.tiny.zoo import TINY_MODELS
 
     return min(
         spec.transformer["rope_max_seq_len"] // spec.transformer["patch_size"][0] for spec in TINY_MODELS.values()
@@ -154,7 +154,7 @@ def _frames_problems(data: dict, base_dir: Path) -> list[tuple[Loc, str]]:
                 )
             ]
         return []
-    from pare_bench.wan_zoo import WAN_MODELS
+    from pare_bench.wan.zoo import WAN_MODELS
 
     if (model in WAN_MODELS or (base_dir / model / "vae").is_dir()) and frames % 4 != 1:
         lower, upper = frames - (frames - 1) % 4, frames - (frames - 1) % 4 + 4

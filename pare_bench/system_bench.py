@@ -19,9 +19,9 @@ from rich.table import Table
 from pare_bench.runner import load_model
 from pare_bench.suite import load_suite
 from pare_bench.systems import build_system
-from pare_bench.tiny_backend import TinyBackend
-from pare_bench.width import calibration_inputs
-from pare_bench.width_bench import _latency
+from pare_bench.tiny.backend import TinyBackend
+from pare_bench.tiny.width import calibration_inputs
+from pare_bench.tiny.width_bench import _latency
 from pare_core.flops import RuntimeFlopCounter
 
 

@@ -24,9 +24,9 @@ from diffusers import (
     TaylorSeerCacheConfig,
 )
 
-from pare_bench.sample import SamplingConfig, sample
 from pare_bench.suite import Suite, SystemSpec
-from pare_bench.zoo import TinyWan
+from pare_bench.tiny.sample import SamplingConfig, sample
+from pare_bench.tiny.zoo import TinyWan
 from pare_core.router import attached_router, router_state
 
 

@@ -56,6 +56,23 @@ def student_sigmas(steps: int, shift: float) -> torch.Tensor:
 
 
 @torch.no_grad()
+def guided_velocity(model, context: dict, condition: dict, guidance: float):
+    """v(x, sigma) of `model` with classifier-free guidance, as the samplers compute it (two forwards): `context`
+    holds the `cond` and `uncond` text embeddings, `condition` an I2V model's `condition` and `image` (or nothing)."""
+
+    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        hidden = x if "condition" not in condition else torch.cat([x, condition["condition"]], dim=1)
+        extra = {"encoder_hidden_states_image": condition["image"]} if "image" in condition else {}
+        timestep = (1000 * sigma).to(x.device)
+        cond = model(hidden, timestep, context["cond"], return_dict=False, **extra)[0]
+        if guidance == 1.0:
+            return cond
+        uncond = model(hidden, timestep, context["uncond"], return_dict=False, **extra)[0]
+        return uncond + guidance * (cond - uncond)
+
+    return velocity
+
+
 def teacher_trajectory(
     velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     noise: torch.Tensor,

@@ -1,6 +1,6 @@
 import pytest
 
-from pare_bench.zoo import load_tiny
+from pare_bench.tiny.zoo import load_tiny
 
 
 @pytest.fixture(scope="session")

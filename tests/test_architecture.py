@@ -36,3 +36,11 @@ def test_pare_core_never_imports_pare_bench():
     graph = import_graph()
     upward = [(a, b) for a, b in graph.edges if a.startswith("pare_core") and b.startswith("pare_bench")]
     assert not upward, upward
+
+
+def test_the_tiny_wing_never_imports_the_wan_wing():
+    """`pare_bench.tiny` (the embedded teachers and their world) runs without the real-model wing; the Wan wing may
+    use a tiny teacher as a stand-in model or data source (build, encode-world), not the other way round."""
+    graph = import_graph()
+    across = [(a, b) for a, b in graph.edges if a.startswith("pare_bench.tiny") and b.startswith("pare_bench.wan")]
+    assert not across, across

@@ -33,7 +33,8 @@ def flops(video_records: list[dict]) -> dict[str, float]:
     columns=("latency_p50", "latency_p90"),
     options=("warmup", "repeats"),
     tolerance=1.5,
-    derived=("speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy"),  # pare_bench.intervals
+    # speedup and its spread: pare_bench.intervals; the FLOPs-ideal speedup and the share of it realised: report
+    derived=("speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy", "ideal_speedup", "of_ideal"),
     per_seed=("latency_p50", "speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy"),
 )
 def latency(seconds: list[float]) -> dict[str, float]:

@@ -32,8 +32,8 @@ from torch import nn
 
 from pare_bench.metrics.registry import register_metric
 from pare_bench.progress import progress
-from pare_bench.world.prompts import COLOURS, sample_prompt, train_objects
-from pare_bench.world.render import WorldConfig, render, sample_scene
+from pare_bench.tiny.world.prompts import COLOURS, sample_prompt, train_objects
+from pare_bench.tiny.world.render import WorldConfig, render, sample_scene
 
 FEATURE_DIM = 32
 FRAMES_PER_VIDEO = 3
@@ -107,7 +107,7 @@ def train_world_features(steps: int = 600, batch: int = 64, seed: int = 0) -> Wo
 @torch.no_grad()
 def attribute_accuracy(model: WorldFeatures, videos: int = 256, seed: int = 12345) -> float:
     """Share of attribute bits (colour present, its shape) right on fresh renders of every world object."""
-    from pare_bench.world.prompts import all_objects
+    from pare_bench.tiny.world.prompts import all_objects
 
     rng, config = random.Random(seed), WorldConfig()
     prompts = [sample_prompt(rng, all_objects(), two_object_prob=0.5) for _ in range(videos)]
@@ -204,7 +204,7 @@ def inception_fid(network: InceptionFeatures, videos: list[np.ndarray], referenc
 
 def _suite_problems(suite) -> list[str]:
     """Real video needs Inception's weights; the tiny world has its own feature network."""
-    from pare_bench.zoo import TINY_MODELS
+    from pare_bench.tiny.zoo import TINY_MODELS
 
     return [] if suite.model in TINY_MODELS else inception_problems()
 

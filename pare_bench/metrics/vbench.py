@@ -294,8 +294,8 @@ def _has_cuda() -> bool:
 def video_seconds(suite) -> float:
     """How long the suite's videos play (mp4 files at VIDEO_FPS)."""
     from pare_bench.store import VIDEO_FPS
-    from pare_bench.wan_zoo import WAN_FPS, WAN_MODELS
-    from pare_bench.zoo import TINY_MODELS
+    from pare_bench.tiny.zoo import TINY_MODELS
+    from pare_bench.wan.zoo import WAN_FPS, WAN_MODELS
 
     if suite.model in WAN_MODELS:
         return (suite.frames or WAN_MODELS[suite.model].frames) / WAN_FPS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pare_bench.metrics.registry import register_metric
-from pare_bench.world.detect import WORLD_METRICS, score_video
+from pare_bench.tiny.world.detect import WORLD_METRICS, score_video
 
 
 @register_metric(

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from pare_bench.__main__ import main
-from pare_bench.build_recipe import BuildRecipeError, load_build_recipe
+from pare_bench.wan.build_recipe import BuildRecipeError, load_build_recipe
 
 ROOT = Path(__file__).parents[2]
 TINY = ROOT / "tests" / "data" / "build_tiny.yaml"
@@ -124,7 +124,7 @@ def test_a_build_from_another_recipe_is_refused_with_the_folder_named(reference,
 def _interrupt_at(stage: str, step: int, monkeypatch):
     """The build raises after `step` steps of `stage`, as a killed process stops: the stage's last checkpoint
     is on disk, the steps after it are lost."""
-    import pare_bench.build as build_module
+    import pare_bench.wan.build as build_module
 
     real = build_module.training_stage
 
@@ -256,7 +256,8 @@ def test_an_i2v_build_conditions_on_the_first_frame_and_runs_in_the_pipeline(tmp
     from diffusers import WanImageToVideoPipeline
     from PIL import Image
 
-    from pare_bench.wan_pipeline import load_pare_transformer, with_transformer
+    from pare_bench.artifacts import load_pare_transformer
+    from pare_bench.wan.pipeline import with_transformer
 
     root = _tiny_inputs(tmp_path / "tw", "i2v", "wan2.1-i2v-14b-480p")
     item = torch.load(root / "cache" / "000000.pt", weights_only=True)

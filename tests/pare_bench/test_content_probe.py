@@ -1,5 +1,5 @@
-from pare_bench.content_probe import probe_content
-from pare_bench.zoo import load_tiny
+from pare_bench.tiny.content_probe import probe_content
+from pare_bench.tiny.zoo import load_tiny
 
 
 def test_motion_features_tell_moving_from_still_where_the_mean_token_cannot():

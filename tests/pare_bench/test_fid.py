@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from pare_bench.metrics.fid import clean_fid, features, load_world_features, sampled_frames, torchmetrics_fid
-from pare_bench.world.prompts import split_prompts
-from pare_bench.world.render import render_prompt
+from pare_bench.tiny.world.prompts import split_prompts
+from pare_bench.tiny.world.render import render_prompt
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_same_distribution_scores_far_lower_than_a_perturbed_one(network):
 
 @pytest.mark.integration
 def test_teacher_is_far_closer_to_the_world_than_a_random_init_model(network, tiny_t2v):
-    from pare_bench.sample import SamplingConfig, sample
-    from pare_bench.zoo import build_tiny
+    from pare_bench.tiny.sample import SamplingConfig, sample
+    from pare_bench.tiny.zoo import build_tiny
 
     prompts = split_prompts("eval")[:12]
     seeds = [1_000_000 + i for i in range(len(prompts))]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pare_bench.__main__ import main
-from pare_bench.wan_zoo import latent_grid
+from pare_bench.wan.zoo import latent_grid
 
 
 def test_latent_grid_follows_the_vae_and_names_bad_sizes():

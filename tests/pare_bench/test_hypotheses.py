@@ -109,7 +109,7 @@ def _matched_records(drop: float, noise: float, prompts: tuple[list[str], list[s
 
 def test_heldout_gap_pairs_matched_twins_and_decides_by_the_interval():
     from pare_bench.hypotheses import heldout_gaps
-    from pare_bench.world.prompts import matched_prompts
+    from pare_bench.tiny.world.prompts import matched_prompts
 
     manifest = _manifest("baseline", "pare-s0")
     gaps = heldout_gaps(_matched_records(0.2, 0.02, matched_prompts(32)), manifest, "baseline").set_index("system")
@@ -122,8 +122,23 @@ def test_heldout_gap_pairs_matched_twins_and_decides_by_the_interval():
 
 def test_heldout_gap_without_matched_twins_resamples_each_side():
     from pare_bench.hypotheses import heldout_gaps
-    from pare_bench.world.prompts import split_prompts
+    from pare_bench.tiny.world.prompts import split_prompts
 
     prompts = (split_prompts("eval"), split_prompts("heldout"))
     gaps = heldout_gaps(_matched_records(0.2, 0.02, prompts), _manifest("baseline", "pare-s0"), "baseline")
     assert not gaps.iloc[0]["paired"] and gaps.iloc[0]["verdict"] == "worse"
+
+
+def test_each_comparison_carries_its_flops_ratio():
+    names = [f"prompt {p}-0" for p in range(6)]
+    records = _records("baseline", dict.fromkeys(names, 0.5)) + _records("half", dict.fromkeys(names, 0.4))
+    records += [
+        {"kind": "video", "system": s, "name": n, "steps": 20, "flops": f}
+        for s, f in (("baseline", 2000), ("half", 990))
+        for n in names[:2]
+    ]
+    row = compare_to_reference(records, _manifest("baseline", "half"), "baseline").iloc[0]
+    assert abs(row["flops_ratio"] - 0.495) < 1e-12
+    uncounted = compare_to_reference(_records("baseline", {"p-0": 1.0}) + _records("x", {"p-0": 1.0}),
+                                     _manifest("baseline", "x"), "baseline")  # fmt: skip
+    assert np.isnan(uncounted.iloc[0]["flops_ratio"])

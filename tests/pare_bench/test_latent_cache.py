@@ -7,9 +7,9 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from pare_bench.latent_cache import encode_dataset, latent_batches, read_captions
 from pare_bench.store import encode_mp4
-from pare_bench.wan_pipeline import tiny_components
+from pare_bench.wan.latent_cache import encode_dataset, latent_batches, read_captions
+from pare_bench.wan.pipeline import tiny_components
 from pare_core.distill import RecoveryConfig, recover
 from pare_core.prune import HeadPlan, prune_heads
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from pare_bench.recipes import recipe_hash, width_student
 from pare_bench.suite import StopRule, WidthRecipe
-from pare_bench.zoo import load_tiny
+from pare_bench.tiny.recipes import recipe_hash, width_student
+from pare_bench.tiny.zoo import load_tiny
 
 
 @pytest.mark.slow
@@ -25,8 +25,8 @@ def test_a_stop_rule_ends_recovery_on_a_plateau_and_leaves_old_hashes_alone(tmp_
 @pytest.mark.slow
 def test_a_stop_rule_ends_step_distillation_on_held_out_trajectories(tmp_path):
     from pare_bench.artifacts import artifact_hash
-    from pare_bench.recipes import sd_student, step_hash
     from pare_bench.suite import Recipe, StepDistillRecipe
+    from pare_bench.tiny.recipes import sd_student, step_hash
 
     teacher = load_tiny("tiny-wan-t2v")
     plain = StepDistillRecipe(steps=2, substeps=1, trajectories=8, train_steps=40, batch=2)

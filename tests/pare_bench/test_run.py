@@ -24,7 +24,7 @@ def run_dir(tmp_path_factory):
 def test_run_writes_every_output(run_dir):
     names = ["a yellow circle moving up-0", "a magenta circle moving left-0"]
     expected = {"manifest.json", "records.jsonl", "leaderboard.csv", "report.md", "plots/quality_vs_flops.png"}
-    expected |= {"plots/frames.png", "hypotheses.csv"}
+    expected |= {"plots/frames.png", "hypotheses.csv", "front.csv", "plots/front.png"}  # front: latency was timed
     for system in ("baseline", "fbcache"):
         expected |= {f"frames/{system}/{n}.npz" for n in names} | {f"videos/{system}/{n}.mp4" for n in names}
     written = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
@@ -137,7 +137,16 @@ def test_other_suite_in_run_dir_is_refused_and_fresh_starts_over(run_dir, tmp_pa
 
 # ------------------------------------------------------------------------------------- reliability (issue 9)
 
-TIMING = ["latency_p50", "latency_p90", "speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy"]
+TIMING = [
+    "latency_p50",
+    "latency_p90",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
+    "latency_spread",
+    "timing_noisy",
+    "of_ideal",
+]
 
 
 def _board(run: Path) -> pd.DataFrame:
@@ -271,9 +280,9 @@ def test_kill_and_resume_at_random_points_gives_the_same_leaderboard(run_dir, tm
 
 def test_corrupt_recovery_checkpoint_is_named_and_exits_2(tmp_path, monkeypatch, capsys):
 
-    import pare_bench.recipes as recipes
+    import pare_bench.tiny.recipes as recipes
     from pare_bench.suite import load_suite
-    from pare_bench.zoo import load_tiny
+    from pare_bench.tiny.zoo import load_tiny
 
     monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
     suite = _write_suite(
@@ -304,7 +313,7 @@ def test_export_vbench_csv_rebuilds_from_records(run_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_routed_system_records_its_routing_and_its_flops_match_the_decisions(tmp_path, monkeypatch):
     """Run-time FLOPs of a routed video equal the analytic count of the blocks its recorded decisions kept."""
-    import pare_bench.recipes as recipes
+    import pare_bench.tiny.recipes as recipes
 
     monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
     suite = _write_suite(
@@ -371,7 +380,7 @@ def test_lpips_without_local_weights_fails_before_generation(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_bench_systems_times_routed_systems_against_the_baseline(tmp_path, monkeypatch):
-    import pare_bench.recipes as recipes
+    import pare_bench.tiny.recipes as recipes
     from pare_bench.system_bench import bench_systems
 
     monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
@@ -430,7 +439,7 @@ def test_compare_warns_when_the_runs_differ_in_machine_and_threads(run_dir, tmp_
 
 
 def test_train_only_trains_the_students_and_writes_no_run(tmp_path, monkeypatch):
-    import pare_bench.recipes as recipes
+    import pare_bench.tiny.recipes as recipes
 
     monkeypatch.setenv(recipes.ARTIFACTS_ENV, str(tmp_path / "artifacts"))
     suite = _write_suite(

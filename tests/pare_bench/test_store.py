@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pare_bench.store import RunDirError, RunStore, encode_mp4
-from pare_bench.world.render import render_prompt
+from pare_bench.tiny.world.render import render_prompt
 
 RECORD = {"kind": "distribution", "system": "s", "metric": "fid", "value": 1.5, "videos": 4}
 
@@ -69,7 +69,7 @@ def test_tiny_world_mp4_decodes_to_exactly_its_frames_and_is_the_same_in_another
     assert np.array_equal(_decode(data), frames)
     script = (
         "import sys, numpy as np; from pare_bench.store import encode_mp4; "
-        "from pare_bench.world.render import render_prompt; "
+        "from pare_bench.tiny.world.render import render_prompt; "
         "frames = render_prompt('a red circle moving left and a blue square standing still', 3).numpy(); "
         "sys.stdout.buffer.write(encode_mp4(frames, lossless=True))"
     )

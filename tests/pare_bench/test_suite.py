@@ -88,7 +88,7 @@ def test_suite_hash_is_stable_and_content_addressed():
 
 
 def test_world_prompts_resolve_to_the_split():
-    from pare_bench.world.prompts import split_prompts
+    from pare_bench.tiny.world.prompts import split_prompts
 
     assert resolve_prompts(load("valid.yaml"), DATA / "valid.yaml") == split_prompts("eval")
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from pare_bench.sample import SamplingConfig, sample
 from pare_bench.suite import KNOWN_CACHE_METHODS, Suite
 from pare_bench.systems import CACHE_METHODS, build_system
-from pare_bench.tiny_backend import TinyBackend
+from pare_bench.tiny.backend import TinyBackend
+from pare_bench.tiny.sample import SamplingConfig, sample
 from pare_core.flops import RuntimeFlopCounter
 
 SUITE = dict(
@@ -49,7 +49,7 @@ def test_cache_systems_change_the_output_and_leave_the_teacher_alone(method, tin
 
 @pytest.mark.slow
 def test_width_recipe_builds_caches_and_reloads_a_pruned_student(tiny_t2v, tmp_path, monkeypatch):
-    import pare_bench.recipes as recipes
+    import pare_bench.tiny.recipes as recipes
     from pare_core.heads import HeadProfile
 
     # a stand-in profile keeps the test fast; profile_heads itself is tested in tests/pare_core
@@ -72,7 +72,7 @@ def test_width_recipe_builds_caches_and_reloads_a_pruned_student(tiny_t2v, tmp_p
 def test_depth_recipe_trains_caches_and_routes_within_its_budget(router, tiny_t2v, tmp_path):
     import json
 
-    from pare_bench.recipes import world_block_flops
+    from pare_bench.tiny.recipes import world_block_flops
 
     depth = {"budget": 0.5, "router": router, "steps": 2, "pool": 2}
     suite = Suite(**{**SUITE, "systems": [{"name": "d", "recipe": {"depth": depth}}]})

@@ -2,8 +2,8 @@
 
 import torch
 
-from pare_bench.recipes import profile_path, teacher_key
-from pare_bench.zoo import build_tiny
+from pare_bench.tiny.recipes import profile_path, teacher_key
+from pare_bench.tiny.zoo import build_tiny
 
 
 def test_a_retrained_teacher_gets_new_artifact_keys(tmp_path):

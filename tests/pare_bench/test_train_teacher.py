@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from pare_bench.checkpoint import CorruptCheckpointError
-from pare_bench.train_teacher import TeacherRecipe, train_teacher
-from pare_bench.zoo import load_tiny
+from pare_bench.tiny.train_teacher import TeacherRecipe, train_teacher
+from pare_bench.tiny.zoo import load_tiny
 
 
 @pytest.mark.slow
@@ -26,8 +26,8 @@ def test_training_checkpoints_resume_and_detect_corruption(tmp_path):
 def test_motion_mask_marks_the_pixels_that_change_between_frames():
     import torch
 
-    from pare_bench.train_teacher import motion_mask
-    from pare_bench.world.render import render, sample_scene
+    from pare_bench.tiny.train_teacher import motion_mask
+    from pare_bench.tiny.world.render import render, sample_scene
 
     still, moving = (render([sample_scene(f"a red square {m}", 3)]) for m in ("standing still", "moving right"))
     assert motion_mask(still).sum() == 0
@@ -37,8 +37,8 @@ def test_motion_mask_marks_the_pixels_that_change_between_frames():
 
 
 def test_object_mask_covers_still_objects_that_the_motion_mask_misses():
-    from pare_bench.train_teacher import motion_mask, object_mask
-    from pare_bench.world.render import BACKGROUND, render, sample_scene
+    from pare_bench.tiny.train_teacher import motion_mask, object_mask
+    from pare_bench.tiny.world.render import BACKGROUND, render, sample_scene
 
     still = render([sample_scene("a red square standing still", 3)]) * 2 - 1  # training range [-1, 1]
     mask = object_mask(still)
@@ -53,7 +53,7 @@ def test_swap_probe_is_zero_for_a_model_blind_to_words_and_not_for_the_teacher()
     cannot tell, so the loss difference is exactly zero; the shipped teacher reads its words."""
     import torch
 
-    from pare_bench.train_teacher import probe_batch, swap_probe
+    from pare_bench.tiny.train_teacher import probe_batch, swap_probe
 
     teacher = load_tiny("tiny-wan-t2v")
     batches = probe_batch(teacher, size=4)
@@ -68,8 +68,8 @@ def test_binding_probe_exchanges_the_motion_words_between_two_objects():
     gets the other's motion. A model that ignores words scores exactly zero on it."""
     import torch
 
-    from pare_bench.train_teacher import _probe_prompts, probe_batch, swap_probe
-    from pare_bench.world.prompts import parse_prompt
+    from pare_bench.tiny.train_teacher import _probe_prompts, probe_batch, swap_probe
+    from pare_bench.tiny.world.prompts import parse_prompt
 
     pairs = _probe_prompts("bind", 16)
     for prompt, wrong in pairs:
@@ -102,8 +102,8 @@ def test_training_from_shipped_weights_stops_cleanly_on_sigint(tmp_path):
 
 
 def test_text_attention_starts_as_the_identity_and_round_trips(tmp_path):
-    from pare_bench.train_teacher import TeacherRecipe, initial_model
-    from pare_bench.world.prompts import tokenize
+    from pare_bench.tiny.train_teacher import TeacherRecipe, initial_model
+    from pare_bench.tiny.world.prompts import tokenize
 
     shipped = load_tiny("tiny-wan-t2v")
     grown = initial_model("tiny-wan-t2v", TeacherRecipe(init="shipped", text_attention=1))
@@ -123,8 +123,8 @@ def test_relative_positions_let_a_motion_word_read_its_own_object():
     output more than changing the other object's colour (the window looks back along the phrase). Without it
     the positions are all the attention has to tell the phrases apart, and at their trained size (norm ~0.3
     beside words of ~8) the two changes were equal. A transposed offset table would look forward and fail."""
-    from pare_bench.train_teacher import TeacherRecipe, initial_model
-    from pare_bench.world.prompts import tokenize
+    from pare_bench.tiny.train_teacher import TeacherRecipe, initial_model
+    from pare_bench.tiny.world.prompts import tokenize
 
     recipe = TeacherRecipe(init="shipped", text_attention=1, text_relative_positions=True)
     encoder = initial_model("tiny-wan-t2v", recipe).text_encoder
@@ -146,7 +146,7 @@ def test_the_attention_learning_rate_scale_reaches_only_the_added_layers(tmp_pat
     layers take their first step at 10x the rate (AdamW's first step moves every weight by about its rate), and
     the other weights at 1x."""
     from pare_bench.checkpoint import load_state
-    from pare_bench.train_teacher import initial_model
+    from pare_bench.tiny.train_teacher import initial_model
 
     recipe = TeacherRecipe(
         steps=1, batch=2, warmup=1, eval_every=0, probe_every=0, init="shipped", text_attention=1,

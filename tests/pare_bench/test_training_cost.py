@@ -1,10 +1,10 @@
-"""The training-cost model (`pare_bench.training_cost`) against torch's FLOP counter and known model sizes."""
+"""The training-cost model (`pare_bench.wan.training_cost`) against torch's FLOP counter and known model sizes."""
 
 import pytest
 import torch
 
-from pare_bench.flops_cli import Variant, analytic
-from pare_bench.training_cost import backward_flops, cost_markdown, stage_costs
+from pare_bench.wan.flops_cli import Variant, analytic
+from pare_bench.wan.training_cost import backward_flops, cost_markdown, stage_costs
 
 
 def test_a_recovery_step_costs_what_the_cost_model_says():
@@ -14,9 +14,9 @@ def test_a_recovery_step_costs_what_the_cost_model_says():
     from accelerate import Accelerator
     from diffusers import WanTransformer3DModel
 
-    from pare_bench.bench_gpu import _random_inputs
-    from pare_bench.wan_pipeline import tiny_transformer_config
-    from pare_bench.wan_zoo import latent_grid
+    from pare_bench.wan.bench_gpu import _random_inputs
+    from pare_bench.wan.pipeline import tiny_transformer_config
+    from pare_bench.wan.zoo import latent_grid
     from pare_core.distill import RecoveryConfig, recover
     from pare_core.flops import RuntimeFlopCounter
     from pare_core.prune import HeadPlan, prune_heads
@@ -58,8 +58,8 @@ def test_stage_costs_of_wan_1_3b_count_its_known_size():
 
 def test_the_table_prices_the_shipped_build_recipe(tmp_path):
     """Stage sizes come from `recipes/<model>.yaml`: the build the project runs is the build it prices."""
-    from pare_bench.build_recipe import RECIPES_DIR, load_build_recipe
-    from pare_bench.training_cost import Assumptions, shipped_assumptions
+    from pare_bench.wan.build_recipe import RECIPES_DIR, load_build_recipe
+    from pare_bench.wan.training_cost import Assumptions, shipped_assumptions
 
     recipe = load_build_recipe(RECIPES_DIR / "wan2.1-t2v-14b.yaml")
     sizes = shipped_assumptions("wan2.1-t2v-14b")

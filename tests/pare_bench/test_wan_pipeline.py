@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from pare_bench.recipes import save_depth_artifact
-from pare_bench.wan_pipeline import load_pare_transformer, tiny_components, with_transformer
+from pare_bench.artifacts import load_pare_transformer, save_depth_artifact
+from pare_bench.wan.pipeline import tiny_components, with_transformer
 from pare_core.prune import HeadPlan, prune_heads
 from pare_core.router import BlockRouter, RouterConfig, apply_router, remove_router, router_state
 
@@ -78,7 +78,7 @@ def test_missing_artifact_names_the_file(tmp_path):
 
 
 def test_wan_loads_offline_from_a_local_directory_and_names_what_is_missing(pipe, tmp_path, monkeypatch):
-    from pare_bench.wan_zoo import load_wan
+    from pare_bench.wan.zoo import load_wan
 
     pipe.save_pretrained(tmp_path / "wan")
     loaded = load_wan("wan2.1-t2v-1.3b", tmp_path / "wan")
@@ -142,7 +142,7 @@ def test_a_wan_suite_runs_through_the_pipeline_with_a_saved_pare_transformer(pip
 
 def test_a_cache_that_needs_batched_cfg_is_refused_on_wan(tmp_path):
     from pare_bench.suite import load_suite
-    from pare_bench.wan_run import wan_problems
+    from pare_bench.wan.run import wan_problems
 
     (tmp_path / "prompts.txt").write_text("a red circle moving left\n")
     (tmp_path / "s.yaml").write_text(

@@ -3,8 +3,8 @@ import random
 import numpy as np
 import pytest
 
-from pare_bench.world.detect import WORLD_METRICS, score_video
-from pare_bench.world.prompts import (
+from pare_bench.tiny.world.detect import WORLD_METRICS, score_video
+from pare_bench.tiny.world.prompts import (
     COLOURS,
     EVAL_SEED_BASE,
     HELD_OUT_TRIPLES,
@@ -16,8 +16,8 @@ from pare_bench.world.prompts import (
     tokenize,
     train_objects,
 )
-from pare_bench.world.render import Scene, WorldConfig, render_prompt, sample_scene, wrapped
-from pare_bench.world.trivial import first_frame_leak, trivial_scores
+from pare_bench.tiny.world.render import Scene, WorldConfig, render_prompt, sample_scene, wrapped
+from pare_bench.tiny.world.trivial import first_frame_leak, trivial_scores
 
 EVAL_PROMPTS = split_prompts("eval") + split_prompts("heldout")
 
@@ -131,7 +131,7 @@ def test_unknown_split_lists_known_ones():
 def test_matched_prompt_sets_have_the_same_mix_and_differ_only_in_composition():
     from collections import Counter
 
-    from pare_bench.world.prompts import matched_prompts, parse_prompt, split_prompts
+    from pare_bench.tiny.world.prompts import matched_prompts, parse_prompt, split_prompts
 
     heldin, heldout = (list(map(parse_prompt, texts)) for texts in matched_prompts())
     assert len({p.text for p in heldin}) == len({p.text for p in heldout}) == 64
@@ -145,7 +145,7 @@ def test_matched_prompt_sets_have_the_same_mix_and_differ_only_in_composition():
 
 
 def test_validation_prompts_are_training_compositions_outside_every_matched_set():
-    from pare_bench.world.prompts import matched_prompts, parse_prompt, split_prompts
+    from pare_bench.tiny.world.prompts import matched_prompts, parse_prompt, split_prompts
 
     validation = split_prompts("validation")
     matched = {text for size in (32, 64) for side in matched_prompts(size) for text in side}

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from pare_bench.sample import SamplingConfig, make_scheduler, sample
-from pare_bench.zoo import TINY_MODELS, build_tiny, load_tiny
+from pare_bench.tiny.sample import SamplingConfig, make_scheduler, sample
+from pare_bench.tiny.zoo import TINY_MODELS, build_tiny, load_tiny
 
 FAST = SamplingConfig(steps=3)
 
@@ -55,7 +55,7 @@ def test_unknown_scheduler():
 
 @pytest.mark.parametrize("name", ["t2v", "i2v"])
 def test_suite_frames_set_the_video_length(name, tiny_t2v, tiny_i2v):
-    from pare_bench.evaluate import first_frames
+    from pare_bench.tiny.evaluate import first_frames
 
     model = tiny_t2v if name == "t2v" else tiny_i2v
     image = first_frames(model, ["a red circle moving left"], [0])

@@ -9,11 +9,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from pare_bench.sample import SamplingConfig, sample
-from pare_bench.world.detect import score_video
-from pare_bench.world.prompts import EVAL_SEED_BASE, split_prompts
-from pare_bench.world.render import render_prompt, to_uint8
-from pare_bench.zoo import TinyWan, load_tiny
+from pare_bench.tiny.sample import SamplingConfig, sample
+from pare_bench.tiny.world.detect import score_video
+from pare_bench.tiny.world.prompts import EVAL_SEED_BASE, split_prompts
+from pare_bench.tiny.world.render import render_prompt, to_uint8
+from pare_bench.tiny.zoo import TinyWan, load_tiny
 
 # "eval": training compositions with seeds never drawn in training; "heldout": compositions never trained on.
 EVAL_SPLITS = {"held-out seeds": "eval", "held-out compositions": "heldout"}

@@ -8,18 +8,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from pare_bench.wan_zoo import WAN_MODELS
-from pare_bench.zoo import TINY_MODELS
+from pare_bench.tiny.zoo import TINY_MODELS
+from pare_bench.wan.zoo import WAN_MODELS
 
 
 def _flops(args) -> int:
-    from pare_bench.flops_cli import flops_cli
+    from pare_bench.wan.flops_cli import flops_cli
 
     return flops_cli(args)
 
 
 def _bench_gpu(args) -> int:
-    from pare_bench.bench_gpu import bench_gpu, print_bench
+    from pare_bench.wan.bench_gpu import bench_gpu, print_bench
 
     print_bench(bench_gpu(args.models, args.toy, args.warmup, args.repeats, args.out, args.train_steps))
     print(f"written to {args.out}")
@@ -29,7 +29,7 @@ def _bench_gpu(args) -> int:
 def _training_cost(args) -> int:
     import json
 
-    from pare_bench.training_cost import RESOLUTIONS, cost_markdown, stage_costs
+    from pare_bench.wan.training_cost import RESOLUTIONS, cost_markdown, stage_costs
 
     rows = [stage_costs(name, resolution) for name in args.models for resolution in args.resolutions or RESOLUTIONS]
     print(cost_markdown(rows))
@@ -41,8 +41,8 @@ def _training_cost(args) -> int:
 
 
 def _encode_latents(args) -> int:
-    from pare_bench.latent_cache import encode_dataset
-    from pare_bench.wan_zoo import load_wan, wan_model
+    from pare_bench.wan.latent_cache import encode_dataset
+    from pare_bench.wan.zoo import load_wan, wan_model
 
     model = wan_model(args.model)
     try:
@@ -57,9 +57,9 @@ def _encode_latents(args) -> int:
 
 
 def _build(args) -> int:
-    from pare_bench.build import BuildError, build
-    from pare_bench.build_recipe import BuildRecipeError, load_build_recipe
     from pare_bench.distributed import ranks
+    from pare_bench.wan.build import BuildError, build
+    from pare_bench.wan.build_recipe import BuildRecipeError, load_build_recipe
 
     try:
         seconds = build(load_build_recipe(args.recipe), args.model, args.cache, args.out)
@@ -72,7 +72,7 @@ def _build(args) -> int:
 
 
 def _tiny_wan(args) -> int:
-    from pare_bench.wan_pipeline import write_tiny_wan
+    from pare_bench.wan.pipeline import write_tiny_wan
 
     write_tiny_wan(args.out, task=args.task)
     print(f"random tiny Wan2.1 weights in {args.out / 'weights'}; videos and captions.jsonl beside them")
@@ -88,8 +88,8 @@ def _report_encoded(count: int, out: Path) -> None:
 
 
 def _encode_world(args) -> int:
-    from pare_bench.latent_cache import encode_world
-    from pare_bench.zoo import load_tiny
+    from pare_bench.tiny.zoo import load_tiny
+    from pare_bench.wan.latent_cache import encode_world
 
     count = encode_world(load_tiny(args.model, args.weights), args.out, args.videos, args.seed)
     _report_encoded(count, args.out)

@@ -7,8 +7,8 @@ import random
 import torch
 
 from pare_bench.progress import progress
-from pare_bench.train_teacher import TeacherRecipe, noised_inputs, training_batch
-from pare_bench.zoo import TinyWan
+from pare_bench.tiny.train_teacher import TeacherRecipe, noised_inputs, training_batch
+from pare_bench.tiny.zoo import TinyWan
 from pare_core.heads import HeadProfile, profile_heads
 
 CALIBRATION_TIMESTEPS = (0.9, 0.7, 0.5, 0.3, 0.1)  # noise levels t; layout and motion are decided at high t

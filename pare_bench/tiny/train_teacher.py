@@ -35,10 +35,10 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainin
 
 from pare_bench.checkpoint import load_checkpoint, save_checkpoint
 from pare_bench.progress import progress
-from pare_bench.world.conditioning import WorldTextEncoder, image_condition, image_tokens
-from pare_bench.world.prompts import EVAL_SEED_BASE, Prompt, WorldObject, sample_prompt, tokenize, train_objects
-from pare_bench.world.render import BACKGROUND, render, sample_scene
-from pare_bench.zoo import IMAGE_PATCH, TinyWan, build_tiny, load_tiny
+from pare_bench.tiny.world.conditioning import WorldTextEncoder, image_condition, image_tokens
+from pare_bench.tiny.world.prompts import EVAL_SEED_BASE, Prompt, WorldObject, sample_prompt, tokenize, train_objects
+from pare_bench.tiny.world.render import BACKGROUND, render, sample_scene
+from pare_bench.tiny.zoo import IMAGE_PATCH, TinyWan, build_tiny, load_tiny
 
 
 @dataclass
@@ -312,7 +312,7 @@ def train_teacher(
                 probe = " ".join(f"{k} {v:+.5f}" for k, v in record.items() if k.startswith(PROBES))
                 bar.console.print(f"step {step} loss {loss.item():.4f} {probe}")
             if recipe.eval_every and step % recipe.eval_every == 0:
-                from pare_bench.evaluate import evaluate  # sampling and scoring: not needed to build the CLI
+                from pare_bench.tiny.evaluate import evaluate  # sampling and scoring: not needed to build the CLI
 
                 record["eval"] = evaluate(ema, "eval")
                 bar.console.print(f"step {step} eval {json.dumps({k: round(v, 3) for k, v in record['eval'].items()})}")

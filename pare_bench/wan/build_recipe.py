@@ -1,9 +1,9 @@
 """Build recipes: the YAML file that says how `python -m pare_bench build` turns a Wan2.1 model into PARE.
 
-A build recipe names the stages of the pipeline (`pare_bench.build`) and their settings. It is validated like a
+A build recipe names the stages of the pipeline (`pare_bench.wan.build`) and their settings. It is validated like a
 suite: every problem at once, each with its file, line and YAML path, before any GPU time is spent.
 
-    model: wan2.1-t2v-1.3b           # the Wan2.1 model the recipe is written for (a wan_zoo name)
+    model: wan2.1-t2v-1.3b           # the Wan2.1 model the recipe is written for (a pare_bench.wan.zoo name)
     profile: {inputs: 64, query_samples: 4096}
     width: {ratio: 0.5, score: temporal_quota, temporal_quota: 0.5}
     recovery: {steps: 2000, batch: 32, lr: 3.0e-4}
@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pare_bench.metrics.registry import did_you_mean
 from pare_bench.suite_checks import _pydantic_problems
 from pare_bench.suite_schema import StepDistillRecipe, WidthRecipe
-from pare_bench.wan_zoo import WAN_MODELS
+from pare_bench.tiny.zoo import TINY_MODELS
+from pare_bench.wan.zoo import WAN_MODELS
 from pare_bench.yaml_source import FatalSuiteProblem, locate_problem, read_with_includes
-from pare_bench.zoo import TINY_MODELS
 
 
 class ProfileStage(BaseModel):
@@ -100,7 +100,9 @@ STAGES = ("profile", "width", "recovery", "joint", "step_distill")
 class BuildRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str  # the model the recipe is written for: a pare_bench.wan_zoo name, or a tiny teacher (pare_bench.zoo)
+    model: (
+        str  # the model the recipe is written for: a pare_bench.wan.zoo name, or a tiny teacher (pare_bench.tiny.zoo)
+    )
     profile: ProfileStage = ProfileStage()
     width: WidthRecipe
     recovery: RecoveryStage = RecoveryStage()
@@ -137,7 +139,7 @@ class BuildRecipeError(ValueError):
         super().__init__(f"invalid build recipe {path} ({count}):\n" + "\n".join(f"  {p}" for p in problems))
 
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def load_build_recipe(path: Path) -> BuildRecipe:

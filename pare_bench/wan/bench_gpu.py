@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from pare_bench.wan_pipeline import tiny_transformer_config
-from pare_bench.wan_zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
+from pare_bench.wan.pipeline import tiny_transformer_config
+from pare_bench.wan.zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
 from pare_core.flops import analytic_flops
 from pare_core.prune import HeadPlan, prune_heads
 from pare_core.router import RouterConfig, apply_router, static_router

@@ -3,7 +3,7 @@
 Weights are never downloaded at run time. `load_wan(name, path)` reads a local diffusers directory, or, with no
 path, the local Hugging Face cache (`local_files_only=True`); when neither holds the files, the error names
 where it looked and how to get them. The configs alone (`WAN_MODELS[name].transformer`) are enough for FLOPs:
-`pare_bench.flops_cli` builds the model on the meta device, with no weights and no memory.
+`pare_bench.wan.flops_cli` builds the model on the meta device, with no weights and no memory.
 """
 
 from __future__ import annotations

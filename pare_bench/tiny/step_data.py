@@ -12,26 +12,9 @@ import torch
 from pare_bench.artifacts import bar_columns
 from pare_bench.checkpoint import load_state, save_state
 from pare_bench.progress import progress
-from pare_bench.train_teacher import TeacherRecipe, training_batch
-from pare_bench.zoo import TinyWan
-
-
-def guided_velocity(model, context: dict, condition: dict, guidance: float):
-    """v(x, sigma) of `model` with classifier-free guidance, as the harness's sampler computes it: `context`
-    holds the `cond` and `uncond` text embeddings, `condition` an I2V model's `condition` and `image` (or nothing)."""
-
-    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        hidden = x if "condition" not in condition else torch.cat([x, condition["condition"]], dim=1)
-        extra = {"encoder_hidden_states_image": condition["image"]} if "image" in condition else {}
-        timestep = (1000 * sigma).to(x.device)
-        cond = model(hidden, timestep, context["cond"], return_dict=False, **extra)[0]
-        if guidance == 1.0:
-            return cond
-        uncond = model(hidden, timestep, context["uncond"], return_dict=False, **extra)[0]
-        return uncond + guidance * (cond - uncond)
-
-    return velocity
-
+from pare_bench.tiny.train_teacher import TeacherRecipe, training_batch
+from pare_bench.tiny.zoo import TinyWan
+from pare_core.step_distill import guided_velocity
 
 TRAJECTORY_BATCH = 8
 

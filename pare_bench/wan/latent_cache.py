@@ -27,8 +27,8 @@ from PIL import Image
 from pare_bench.checkpoint import atomic_write_bytes
 from pare_bench.distributed import ranks
 from pare_bench.progress import progress
-from pare_bench.train_teacher import shifted_timesteps
-from pare_bench.wan_zoo import latent_grid
+from pare_bench.tiny.train_teacher import shifted_timesteps
+from pare_bench.wan.zoo import latent_grid
 
 
 def read_captions(videos: Path, captions: Path) -> list[dict]:
@@ -156,8 +156,8 @@ def encode_world(model, cache: Path, videos: int, seed: int = 0) -> int:
     Wan2.1 model. Video n depends on (seed, n) alone. Returns how many were encoded now."""
     import random
 
-    from pare_bench.train_teacher import TeacherRecipe, training_batch
-    from pare_bench.world.prompts import tokenize
+    from pare_bench.tiny.train_teacher import TeacherRecipe, training_batch
+    from pare_bench.tiny.world.prompts import tokenize
 
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from pare_bench.wan_zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
+from pare_bench.wan.zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
 from pare_core.flops import FlopBreakdown, RuntimeFlopCounter, analytic_flops
 from pare_core.router import BlockRouter, router_size
 

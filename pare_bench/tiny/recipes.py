@@ -26,18 +26,20 @@ from pare_bench.artifacts import (  # noqa: F401  ARTIFACTS_ENV, artifacts_root:
     artifacts_root,
     bar_columns,
     forget_training,
+    load_depth_artifact,
     load_transformer,
+    save_depth_artifact,
     teacher_key,
     training_stage,
     write_recipe,
 )
 from pare_bench.checkpoint import load_state, save_state
 from pare_bench.progress import progress
-from pare_bench.step_data import segment_pairs, teacher_trajectories, validation_loss
 from pare_bench.suite import DepthRecipe, Recipe, WidthRecipe
-from pare_bench.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
-from pare_bench.width import calibration_inputs, profile_model
-from pare_bench.zoo import TinyWan, owned
+from pare_bench.tiny.step_data import segment_pairs, teacher_trajectories, validation_loss
+from pare_bench.tiny.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
+from pare_bench.tiny.width import calibration_inputs, profile_model
+from pare_bench.tiny.zoo import TinyWan, owned
 from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.flops import block_flops
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
@@ -169,7 +171,7 @@ def train_width_student(
 def width_student(teacher: TinyWan, recipe: WidthRecipe, root: Path | None = None, retrain: bool = False):
     """The recovered student of `recipe`, from the artifact cache or trained now."""
     root = artifacts_root() if root is None else root
-    directory = root / teacher.name / f"width-{recipe_hash(teacher_key(teacher), recipe)}"
+    directory = width_directory(teacher, recipe, root)
     weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
     if weights.is_file() and not retrain:
         return owned(PrunedWanTransformer3DModel.from_pretrained(directory / "transformer").eval())
@@ -274,14 +276,6 @@ def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
     return pool
 
 
-def save_depth_artifact(directory: Path, student: torch.nn.Module, router: BlockRouter, record: dict) -> None:
-    """`transformer/` and `router/` (diffusers folders: config and weights) and `recipe.json` (`record`, with a
-    `depth` entry): what `load_depth_artifact` and `wan_pipeline.load_pare_transformer` read."""
-    student.save_pretrained(directory / "transformer")
-    router.save_pretrained(directory / "router")
-    write_recipe(directory, record)
-
-
 def depth_router(depth: DepthRecipe, dim: int, blocks: int) -> BlockRouter:
     """The untrained router `depth` asks for: which inputs it sees (content, timestep or none), its content
     features and the budget it is trained for."""
@@ -296,16 +290,11 @@ def depth_router(depth: DepthRecipe, dim: int, blocks: int) -> BlockRouter:
     )
 
 
-def load_depth_artifact(directory: Path) -> tuple[torch.nn.Module, BlockRouter]:
-    """(student, router in eval mode, detached) from a `depth-<hash>` directory."""
-    return load_transformer(directory), BlockRouter.from_pretrained(directory / "router").eval()
-
-
 def depth_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retrain: bool = False):
     """(student, router) of a recipe with a depth part, from the artifact cache or trained now. The router is
     returned detached, in eval mode; attach it with `pare_core.router.apply_router`."""
     root = artifacts_root() if root is None else root
-    directory = root / teacher.name / f"depth-{depth_hash(teacher_key(teacher), recipe)}"
+    directory = depth_directory(teacher, recipe, root)
     if (directory / "router" / "config.json").is_file() and not retrain:
         return load_depth_artifact(directory)
     if retrain:
@@ -354,7 +343,7 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
     from pare_core.step_distill import StepDistillConfig, distill_steps
 
     sd = recipe.step_distill
-    directory = root / teacher.name / f"sd-{step_hash(teacher_key(teacher), recipe)}"
+    directory = sd_directory(teacher, recipe, root)
     weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
     student = base_transformer(teacher, recipe, root)  # routed and pruned as the recipe says; weights replaced below
     if weights.is_file() and not retrain:
@@ -382,3 +371,29 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
     student.save_pretrained(directory / "transformer")
     write_recipe(directory, {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)})
     return student.eval()
+
+
+def width_directory(teacher: TinyWan, width: WidthRecipe, root: Path) -> Path:
+    return root / teacher.name / f"width-{recipe_hash(teacher_key(teacher), width)}"
+
+
+def depth_directory(teacher: TinyWan, recipe: Recipe, root: Path) -> Path:
+    return root / teacher.name / f"depth-{depth_hash(teacher_key(teacher), recipe)}"
+
+
+def sd_directory(teacher: TinyWan, recipe: Recipe, root: Path) -> Path:
+    return root / teacher.name / f"sd-{step_hash(teacher_key(teacher), recipe)}"
+
+
+def recipe_stages(teacher: TinyWan, recipe: Recipe, root: Path | None = None) -> list[tuple[str, Path]]:
+    """(training stage, artifact folder) of every stage `recipe` trains, in order: recovery of its width part,
+    joint training of its depth part, step distillation."""
+    root = artifacts_root() if root is None else root
+    stages = []
+    if recipe.width is not None:
+        stages.append(("recovery", width_directory(teacher, recipe.width, root)))
+    if recipe.depth is not None:
+        stages.append(("joint", depth_directory(teacher, recipe, root)))
+    if recipe.step_distill is not None:
+        stages.append(("step_distill", sd_directory(teacher, recipe, root)))
+    return stages

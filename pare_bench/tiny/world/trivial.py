@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from pare_bench.linear_probe import probe_accuracy
-from pare_bench.world.detect import score_video
-from pare_bench.world.prompts import EVAL_SEED_BASE, MOTIONS, Prompt, WorldObject, parse_prompt, train_objects
-from pare_bench.world.render import WorldConfig, render, render_prompt, sample_scene, to_uint8
+from pare_bench.tiny.world.detect import score_video
+from pare_bench.tiny.world.prompts import EVAL_SEED_BASE, MOTIONS, Prompt, WorldObject, parse_prompt, train_objects
+from pare_bench.tiny.world.render import WorldConfig, render, render_prompt, sample_scene, to_uint8
 
 DIRECTIONS = MOTIONS[:4]
 

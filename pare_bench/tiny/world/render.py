@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pare_bench.world.prompts import MOTION_VECTORS, Prompt, parse_prompt
+from pare_bench.tiny.world.prompts import MOTION_VECTORS, Prompt, parse_prompt
 
 # Palette in [0, 1] RGB. Colours are far apart so the detector's nearest-colour rule is unambiguous.
 PALETTE = {

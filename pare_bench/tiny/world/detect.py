@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pare_bench.world.prompts import MOTION_VECTORS, Prompt, parse_prompt
-from pare_bench.world.render import BACKGROUND, PALETTE, WorldConfig, wrapped
+from pare_bench.tiny.world.prompts import MOTION_VECTORS, Prompt, parse_prompt
+from pare_bench.tiny.world.render import BACKGROUND, PALETTE, WorldConfig, wrapped
 
 COLOUR_RADIUS = 0.30  # max RGB distance (in [0, 1] units) to call a pixel a palette colour
 MIN_AREA = 8  # pixels; a rendered object covers ~50 (circle) to 64 (square)

@@ -14,8 +14,8 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from diffusers.hooks import HookRegistry
 
-from pare_bench.world.conditioning import image_condition, image_tokens
-from pare_bench.zoo import IMAGE_PATCH, TinyWan
+from pare_bench.tiny.world.conditioning import image_condition, image_tokens
+from pare_bench.tiny.zoo import IMAGE_PATCH, TinyWan
 
 SCHEDULERS = ("unipc", "euler")
 

@@ -18,10 +18,10 @@ from diffusers.models.transformers.transformer_wan import WanAttention
 from rich.console import Console
 from rich.table import Table
 
-from pare_bench.recipes import pruned_teacher
 from pare_bench.suite import WidthRecipe
-from pare_bench.width import calibration_inputs
-from pare_bench.zoo import load_tiny
+from pare_bench.tiny.recipes import pruned_teacher
+from pare_bench.tiny.width import calibration_inputs
+from pare_bench.tiny.zoo import load_tiny
 from pare_core.flops import RuntimeFlopCounter, analytic_flops
 
 

@@ -8,7 +8,7 @@ import torch
 
 from pare_bench.store import RunStore
 from pare_bench.systems import System
-from pare_bench.zoo import IMAGE_PATCH
+from pare_bench.tiny.zoo import IMAGE_PATCH
 from pare_core.flops import analytic_flops, block_flops, fvcore_flops
 from pare_core.router import attached_router, router_size
 

@@ -20,12 +20,13 @@ import torch
 from diffusers import UniPCMultistepScheduler
 from torchvision.transforms.functional import to_pil_image
 
-from pare_bench.sample import SamplingConfig
+from pare_bench.artifacts import load_pare_transformer
 from pare_bench.store import RunStore
 from pare_bench.suite import MetricSpec, Suite, SystemSpec
 from pare_bench.systems import BATCHED_CFG, CacheTarget, System, enable_cache
-from pare_bench.wan_pipeline import load_pare_transformer, with_transformer
-from pare_bench.wan_zoo import WAN_FPS, WanModel, latent_grid, wan_model
+from pare_bench.tiny.sample import SamplingConfig
+from pare_bench.wan.pipeline import with_transformer
+from pare_bench.wan.zoo import WAN_FPS, WanModel, latent_grid, wan_model
 
 
 @dataclass
@@ -81,14 +82,14 @@ class WanRun:
     def flops_cross_check(self, store: RunStore, system: System) -> None:
         """Nothing per run: `python -m pare_bench flops` cross-checks the formula at real scale on the meta device."""
 
-    def record_head_plans(self, store: RunStore, suite: Suite) -> None:
-        """Nothing: a Wan suite's width systems are saved artifacts, pruned before the run."""
+    def record_recipes(self, store: RunStore, suite: Suite) -> None:
+        """Nothing: a Wan suite's systems are saved artifacts, built before the run (their stages: `stage.json`)."""
 
 
 def wan_problems(suite: Suite, suite_path: Path) -> list[str]:
     """Every file a Wan suite needs and lacks: the model's weights and each system's saved transformer."""
     from pare_bench import vbench_i2v
-    from pare_bench.wan_zoo import locate_weights
+    from pare_bench.wan.zoo import locate_weights
 
     problems = []
     if wan_model(suite.model).task == "i2v":
@@ -114,7 +115,7 @@ def wan_problems(suite: Suite, suite_path: Path) -> list[str]:
 
 def load_wan_run(suite: Suite, suite_path: Path) -> WanRun:
     """The pipeline from local files: bf16 on CUDA, fp32 on a CPU. Call `wan_problems` first."""
-    from pare_bench.wan_zoo import load_wan
+    from pare_bench.wan.zoo import load_wan
 
     spec = wan_model(suite.model)
     height, width, frames = suite.height or spec.height, suite.width or spec.width, suite.frames or spec.frames

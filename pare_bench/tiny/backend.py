@@ -1,6 +1,6 @@
 """The tiny world as a run backend: what `run` asks of the model a suite names, answered for a tiny teacher.
 
-`pare_bench.backend.Backend` is the interface; `wan_run.WanRun` answers it for a real Wan2.1 pipeline. The
+`pare_bench.backend.Backend` is the interface; `wan.run.WanRun` answers it for a real Wan2.1 pipeline. The
 runner holds one and never checks which: systems (a teacher, a recipe's trained student, a cache hook), the
 first frames of I2V videos (rendered by the world), FID (the world's own feature network against rendered
 references), the FLOPs cross-check (three counters) and the head plans the report draws.
@@ -15,22 +15,22 @@ from pathlib import Path
 
 import torch
 
-from pare_bench.evaluate import first_frames
-from pare_bench.flops_check import flops_cross_check
 from pare_bench.metrics import get_metric
-from pare_bench.sample import SamplingConfig, sample
 from pare_bench.store import RunStore
 from pare_bench.suite import MetricSpec, Suite, SystemSpec
 from pare_bench.systems import BATCHED_CFG, CacheTarget, System, enable_cache
-from pare_bench.world.render import render_prompt
-from pare_bench.zoo import TinyWan
+from pare_bench.tiny.evaluate import first_frames
+from pare_bench.tiny.flops_check import flops_cross_check
+from pare_bench.tiny.sample import SamplingConfig, sample
+from pare_bench.tiny.world.render import render_prompt
+from pare_bench.tiny.zoo import TinyWan
 
 CALIBRATION_SEED = 40_000  # calibration videos (MagCache): a training-range seed no other stage draws
 
 
 def _calibrate(model: TinyWan, sampling: SamplingConfig, videos: int) -> None:
     """`videos` videos of training-split prompts at `sampling`, for a cache's calibration pass."""
-    from pare_bench.world.prompts import split_prompts
+    from pare_bench.tiny.world.prompts import split_prompts
 
     prompts = split_prompts("train")[:videos]
     seeds = [CALIBRATION_SEED + i for i in range(len(prompts))]
@@ -50,12 +50,12 @@ class TinyBackend:
         model = self.teacher
         recipe = spec.recipe
         if spec.artifact is not None:  # a saved PARE transformer (`python -m pare_bench build`), routed or not
-            from pare_bench.wan_pipeline import load_pare_transformer
+            from pare_bench.artifacts import load_pare_transformer
 
             student = load_pare_transformer(Path(self.suite_dir or ".") / spec.artifact)
             model = TinyWan(self.teacher.name, self.teacher.spec, student, self.teacher.text_encoder)
         if recipe is not None:
-            from pare_bench.recipes import recipe_transformer
+            from pare_bench.tiny.recipes import recipe_transformer
 
             student = recipe_transformer(self.teacher, recipe, artifacts, retrain)
             model = TinyWan(self.teacher.name, self.teacher.spec, student, self.teacher.text_encoder)
@@ -90,13 +90,21 @@ class TinyBackend:
     def flops_cross_check(self, store: RunStore, system: System) -> None:
         flops_cross_check(store, system)
 
-    def record_head_plans(self, store: RunStore, suite: Suite) -> None:
-        """Each width system's kept heads beside the teacher's temporal scores, for the report's head-role map."""
-        from pare_bench.recipes import width_plan
+    def record_recipes(self, store: RunStore, suite: Suite) -> None:
+        """What each trained system's recipe made: the kept heads of a width system beside the teacher's temporal
+        scores (the report's head-role map), and every training stage as its log says (steps, plateau stop,
+        validation curve, compute time)."""
+        from pare_bench.artifacts import stage_summary
+        from pare_bench.tiny.recipes import recipe_stages, width_plan
 
-        done = {r["system"] for r in store.records() if r["kind"] == "heads"}
-        for spec in suite.systems:
-            if spec.recipe is None or spec.recipe.width is None or spec.name in done:
-                continue
-            profile, plan = width_plan(self.teacher, spec.recipe.width)
-            store.append({"kind": "heads", "system": spec.name, "temporal": profile.temporal, "keep": plan.keep})
+        records = store.records()
+        heads = {r["system"] for r in records if r["kind"] == "heads"}
+        trained = {(r["system"], r["stage"]) for r in records if r["kind"] == "training"}
+        for spec in (s for s in suite.systems if s.recipe is not None):
+            if spec.recipe.width is not None and spec.name not in heads:
+                profile, plan = width_plan(self.teacher, spec.recipe.width)
+                store.append({"kind": "heads", "system": spec.name, "temporal": profile.temporal, "keep": plan.keep})
+            for stage, directory in recipe_stages(self.teacher, spec.recipe):
+                summary = stage_summary(directory, stage)
+                if summary is not None and (spec.name, stage) not in trained:
+                    store.append({"kind": "training", "system": spec.name, **summary})

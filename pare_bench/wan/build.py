@@ -1,6 +1,6 @@
 """`python -m pare_bench build RECIPE --model DIR --cache CACHE --out OUT`: a Wan2.1 transformer to PARE.
 
-The stages of a build recipe (`pare_bench.build_recipe`), each in its own folder under OUT:
+The stages of a build recipe (`pare_bench.wan.build_recipe`), each in its own folder under OUT:
 
 1. `profile/heads.json`: temporal role (sampled query rows) and importance (output error with the head zeroed)
    of every self-attention head, on `profile.inputs` cached videos at each noise level of `profile.timesteps`;
@@ -37,14 +37,11 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object
 from diffusers import WanTransformer3DModel
 
-from pare_bench.artifacts import load_transformer, training_stage
-from pare_bench.build_recipe import BuildRecipe
+from pare_bench.artifacts import load_pare_transformer, load_transformer, save_depth_artifact, training_stage
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
-from pare_bench.latent_cache import cached_items, conditioned, latent_batches, negative_text
 from pare_bench.progress import progress
-from pare_bench.recipes import save_depth_artifact
-from pare_bench.step_data import guided_velocity
-from pare_bench.wan_pipeline import load_pare_transformer
+from pare_bench.wan.build_recipe import BuildRecipe
+from pare_bench.wan.latent_cache import cached_items, conditioned, latent_batches, negative_text
 from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.heads import (
     HeadProfile,
@@ -59,7 +56,7 @@ from pare_core.heads import (
 )
 from pare_core.prune import prune_heads
 from pare_core.router import BlockRouter, importance_pool
-from pare_core.step_distill import StepDistillConfig, distill_steps, student_sigmas, teacher_trajectory
+from pare_core.step_distill import StepDistillConfig, distill_steps, guided_velocity, student_sigmas, teacher_trajectory
 
 # stage -> OUT/<folder>
 FOLDERS = {"profile": "profile", "width": "width", "recovery": "recovery", "joint": "pare", "step_distill": "pare-sd"}

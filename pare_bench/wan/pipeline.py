@@ -17,8 +17,6 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, UniPCMultistepScheduler, WanTransformer3DModel
 
-from pare_core.router import apply_router
-
 TINY_TEXT_DIM = 32
 TINY_WORDS = "a an the red green blue circle square moving left right up down slowly quickly on black".split()
 
@@ -93,22 +91,6 @@ def tiny_components(seed: int = 0, task: str = "t2v") -> dict:
 def with_transformer(pipe: DiffusionPipeline, transformer: torch.nn.Module) -> DiffusionPipeline:
     """The same pipeline class over the same components, with `transformer` as its denoiser."""
     return type(pipe)(**{**pipe.components, "transformer": transformer})
-
-
-def load_pare_transformer(directory: Path) -> torch.nn.Module:
-    """A saved PARE student (`transformer/`, and `router/` for a depth artifact) with its router
-    attached at the recipe's budget. Names the missing file when the directory is incomplete."""
-    directory = Path(directory)
-    weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"no PARE transformer at {directory}: {weights} is missing")
-    from pare_bench.recipes import load_depth_artifact, load_transformer
-
-    if not (directory / "router" / "config.json").is_file():
-        return load_transformer(directory)
-    transformer, router = load_depth_artifact(directory)
-    apply_router(transformer, router)  # at the budget it was trained for (its config)
-    return transformer
 
 
 TINY_CLIPS = (

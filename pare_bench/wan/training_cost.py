@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from pare_bench.flops_cli import Variant, analytic, runtime_flops
-from pare_bench.wan_zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
+from pare_bench.wan.flops_cli import Variant, analytic, runtime_flops
+from pare_bench.wan.zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
 from pare_core.flops import attention_core_flops
 
 # bf16 dense tensor-core peak (NVIDIA datasheets, SXM): H200 is the same GH100 compute with more and faster
@@ -50,7 +50,7 @@ class Assumptions:
 
     @classmethod
     def from_recipe(cls, recipe) -> Assumptions:
-        """The sizes a build recipe (`pare_bench.build_recipe.BuildRecipe`) asks for, so the table prices the
+        """The sizes a build recipe (`pare_bench.wan.build_recipe.BuildRecipe`) asks for, so the table prices the
         recipe the project ships rather than numbers of its own."""
         sd = recipe.step_distill
         return cls(
@@ -68,7 +68,7 @@ class Assumptions:
 
 def shipped_assumptions(name: str) -> Assumptions:
     """The assumptions of `recipes/<name>.yaml` when the project ships one (the defaults otherwise)."""
-    from pare_bench.build_recipe import RECIPES_DIR, load_build_recipe
+    from pare_bench.wan.build_recipe import RECIPES_DIR, load_build_recipe
 
     path = RECIPES_DIR / f"{name}.yaml"
     return Assumptions.from_recipe(load_build_recipe(path)) if path.is_file() else Assumptions()

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 from diffusers import WanTransformer3DModel
 
-from pare_bench.world.conditioning import WAN_TEXT_CONTEXT, WorldTextEncoder
-from pare_bench.world.prompts import MAX_TOKENS
-from pare_bench.world.render import WorldConfig
+from pare_bench.tiny.world.conditioning import WAN_TEXT_CONTEXT, WorldTextEncoder
+from pare_bench.tiny.world.prompts import MAX_TOKENS
+from pare_bench.tiny.world.render import WorldConfig
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 _TINY_TRANSFORMER = dict(
     patch_size=(1, 4, 4),  # 8 frames x 6 x 6 patches = 288 tokens for a 8x24x24 video

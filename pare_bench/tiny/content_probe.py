@@ -20,10 +20,10 @@ import random
 import torch
 
 from pare_bench.linear_probe import majority_share, probe_accuracy
-from pare_bench.world.conditioning import image_condition
-from pare_bench.world.prompts import COLOURS, EVAL_SEED_BASE, SHAPES, Prompt, WorldObject
-from pare_bench.world.render import render, sample_scene
-from pare_bench.zoo import TinyWan
+from pare_bench.tiny.world.conditioning import image_condition
+from pare_bench.tiny.world.prompts import COLOURS, EVAL_SEED_BASE, SHAPES, Prompt, WorldObject
+from pare_bench.tiny.world.render import render, sample_scene
+from pare_bench.tiny.zoo import TinyWan
 from pare_core.router import CONTENT_FEATURES, pooled_content
 
 DIRECTIONS = ("left", "right", "up", "down")

@@ -14,7 +14,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from pare_bench.world.prompts import MAX_TOKENS, VOCAB, tokenize
+from pare_bench.tiny.world.prompts import MAX_TOKENS, VOCAB, tokenize
 
 # diffusers' WanAttnProcessor splits `encoder_hidden_states` as [image tokens, last 512 = text] when
 # the block has `add_k_proj` (transformer_wan.py: "512 is the context length of the text encoder,
