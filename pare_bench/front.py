@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pare_bench.intervals import mean_interval, video_values  # noqa: E402
+from pare_bench.plots import save_figure  # noqa: E402
 
 FRONT_QUALITY = ("psnr", "motion_direction", "motion_direction_heldout")  # columns drawn and compared
 MIN_SPEEDUP = 1.5  # the matched-speedup comparison starts here
@@ -187,8 +188,5 @@ def plot_front(front: pd.DataFrame, path) -> bool:
         axis.set_title(column.replace("_heldout", " (held-out comp.)"), fontsize=9)
     axes[0][-1].legend(fontsize=7, loc="best")
     figure.suptitle("quality against measured speedup (95% intervals)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
     return True

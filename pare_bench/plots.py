@@ -19,6 +19,15 @@ RANGES = {"psnr": None, "ssim": (0, 1)}
 QUALITY = ("motion_direction", "still_accuracy", "colour_fidelity", "psnr")
 
 
+def save_figure(figure, path: Path, tight: bool = False) -> None:
+    """Write `figure` to `path` (its folder made if needed) and free it: every plot of the report ends here."""
+    if not tight:
+        figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, **({"bbox_inches": "tight"} if tight else {}))
+    plt.close(figure)
+
+
 def plot_head_roles(records: list[dict], path: Path) -> bool:
     """Blocks x heads coloured by the teacher's temporal score, a cross on each head a width system removed.
 
@@ -40,9 +49,7 @@ def plot_head_roles(records: list[dict], path: Path) -> bool:
         axis.set_xlabel("head")
         axis.set_ylabel("block" if panel == 0 else "")
     figure.colorbar(image, ax=axes[0].tolist(), label="temporal score (0 same frame, 1 other frames)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    save_figure(figure, path, tight=True)
     return True
 
 
@@ -72,10 +79,7 @@ def plot_quality_vs_flops(table: pd.DataFrame, path: Path, title: str = "") -> N
         if _range(metric):
             axis.set_ylim(*_range(metric))
     figure.suptitle(f"{title}: quality against cost (per-system means; intervals in report.md)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def _strip(frames: np.ndarray) -> np.ndarray:
@@ -103,9 +107,7 @@ def plot_frame_strips(store: RunStore, records: list[dict], reference: str, path
             axis.set_title(name, fontsize=7, loc="left")
     figure.suptitle("frames, left to right", fontsize=8)
     figure.subplots_adjust(hspace=0.6)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    save_figure(figure, path, tight=True)
     return True
 
 
@@ -134,8 +136,5 @@ def plot_training(records: list[dict], path: Path) -> bool:
         axis.set_title(stage, fontsize=9)
         axis.legend(fontsize=6)
     figure.suptitle("training curves (x: stopped on a plateau)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
     return True

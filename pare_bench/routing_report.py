@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pare_bench.plots import save_figure  # noqa: E402
+
 
 def decisions(records: list[dict]) -> dict[str, tuple[list[str], np.ndarray]]:
     """system -> (prompts, (videos, steps, blocks) 0/1 array), for systems whose videos carry routing."""
@@ -82,7 +84,5 @@ def plot_routing(records: list[dict], path: Path, singles: int = 3) -> bool:
             if column == 0:
                 axis.set_ylabel(f"{system}\nstep (0 = noise)", fontsize=7)
     figure.colorbar(shown, ax=axes.ravel().tolist(), label="share of videos running the block")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    save_figure(figure, path, tight=True)
     return True
