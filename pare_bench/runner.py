@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,42 +16,22 @@ from rich.console import Console
 from pare_bench import vbench_i2v
 from pare_bench.backend import Backend
 from pare_bench.checkpoint import CorruptCheckpointError
-from pare_bench.distributed import Ranks, ranks
+from pare_bench.distributed import ranks
+from pare_bench.generation import RunParts, generate_all, work_items
 from pare_bench.intervals import print_end_of_run
 from pare_bench.manifest import build_manifest, load_average
 from pare_bench.metrics import get_metric
-from pare_bench.metrics.vbench import LONG_SECONDS, vbench_dimensions
+from pare_bench.metrics.vbench import vbench_dimensions
 from pare_bench.progress import progress
 from pare_bench.report import write_outputs
-from pare_bench.store import RunDirError, RunStore, video_name
+from pare_bench.store import RunDirError, RunStore
 from pare_bench.suite import Suite, SuiteError, load_suite, model_directory, resolve_prompts, suite_hash
-from pare_bench.systems import System, artifact_problems, build_system
+from pare_bench.systems import artifact_problems, build_system
 from pare_bench.tiny.backend import TinyBackend
 from pare_bench.tiny.world.prompts import parse_prompt
-from pare_bench.tiny.world.render import to_uint8
 from pare_bench.tiny.zoo import TINY_MODELS, load_tiny
 from pare_bench.vbench_phase import compute_vbench
 from pare_bench.wan.zoo import WAN_MODELS
-from pare_core.flops import RuntimeFlopCounter
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    prompt: str
-    index: int  # sample index per prompt
-    seed: int  # suite seed base + index, as VBench and the MLPerf Wan benchmark
-
-    @property
-    def name(self) -> str:
-        return video_name(self.prompt, self.index)
-
-
-def work_items(suite: Suite, prompts: list[str]) -> list[WorkItem]:
-    return [WorkItem(p, i, suite.seed.base + i) for p in prompts for i in range(suite.samples_per_prompt)]
-
-
-def _progress(console: Console):
-    return progress(console)
 
 
 def load_model(suite: Suite, suite_path: Path) -> Backend:
@@ -66,122 +44,6 @@ def load_model(suite: Suite, suite_path: Path) -> Backend:
     directory = model_directory(suite, suite_path)
     teacher = load_tiny(suite.model if directory is None else f"tiny-wan-{suite.task}", directory)
     return TinyBackend(teacher, Path(suite_path).parent)
-
-
-def _one_video(backend: Backend, system: System, item: WorkItem) -> torch.Tensor:
-    """One video at batch 1 (I2V systems get the item's first frame: rendered by the tiny world, or the prompt's
-    image from VBench's I2V image suite for Wan)."""
-    return system.generate([item.prompt], [item.seed], backend.first_frames([item.prompt], [item.seed]))
-
-
-def _generate(backend: Backend, system: System, item: WorkItem, count_flops: bool) -> tuple[torch.Tensor, int | None]:
-    """One video, with the FLOPs that actually executed (cache hooks skip work) if asked."""
-    if not count_flops:
-        return _one_video(backend, system, item), None
-    with RuntimeFlopCounter() as counter:
-        video = _one_video(backend, system, item)
-    return video, counter.total
-
-
-def generate_all(
-    backend: Backend,
-    store: RunStore,
-    systems: list[System],
-    items: list[WorkItem],
-    flops_videos: int,
-    console: Console,
-    dist: Ranks | None = None,
-) -> None:
-    """Generate every missing video; the first `flops_videos` items of each system run under the FLOP
-    counter (its per-op dispatch makes a tiny model's sampling about 4x slower on CPU). In a split run each
-    rank takes its share of the missing items (`dist.part`)."""
-    done = {(r["system"], r["name"]) for r in store.records() if r["kind"] == "video"}
-    counted = {item.name for item in items[:flops_videos]}
-    todo = [(s, i) for s in systems for i in items if (s.name, i.name) not in done]
-    todo = todo if dist is None else dist.part(todo)
-    with _progress(console) as bar:
-        task = bar.add_task("generate", total=len(todo))
-        for system, item in todo:
-            bar.update(task, description=f"generate {system.name}")
-            video, flops = _generate(backend, system, item, item.name in counted)
-            record = {
-                "kind": "video",
-                "system": system.name,
-                "name": item.name,
-                "prompt": item.prompt,
-                "index": item.index,
-                "seed": item.seed,
-                "steps": system.sampling.steps,
-                "seconds": video.shape[2] / system.fps,
-                "vbench_long": video.shape[2] / system.fps >= LONG_SECONDS,
-            }
-            if flops is not None:
-                record["flops"] = flops
-            if system.routed:
-                record["routing"] = system.step_routing()
-            if not torch.isfinite(video).all():
-                store.append({**record, "failed": "non-finite values in the sample"})
-            else:
-                frames = to_uint8(video)[0].numpy()
-                store.save_frames(system.name, item.name, frames)
-                store.save_video(system.name, item.name, frames, system.fps, system.lossless_video)
-                store.append(record)
-            bar.advance(task)
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _timed_generation(backend: Backend, system: System, item: WorkItem) -> float:
-    _sync()
-    start = time.perf_counter()
-    _one_video(backend, system, item)
-    _sync()
-    return time.perf_counter() - start
-
-
-def measure_latency(
-    backend: Backend,
-    store: RunStore,
-    systems: list[System],
-    items: list[WorkItem],
-    warmup: int,
-    repeats: int,
-    console: Console,
-) -> None:
-    """Whole-video latency at batch 1: `warmup` untimed runs per system, then `repeats` rounds in which every
-    system generates the same work item once (cycling over the first items, the ones the FLOP counter also
-    sees, so a cache whose savings depend on the content is timed on the same videos as every other system)."""
-    done = {r["system"] for r in store.records() if r["kind"] == "latency"}
-    todo = [s for s in systems if s.name not in done]
-    timed = [items[run % len(items)] for run in range(repeats)]
-    seconds: dict[str, list[float]] = {system.name: [] for system in todo}
-    with _progress(console) as bar:
-        task = bar.add_task("latency", total=len(todo) * (warmup + repeats))
-        for system in todo:
-            for _ in range(warmup):
-                _timed_generation(backend, system, items[0])
-                bar.advance(task)
-        # Round-robin: each round times every system once, so drift in machine load hits them all alike
-        # (timing one system's repeats after another's put a slow minute on whichever ran then).
-        for item in timed:
-            for system in todo:
-                seconds[system.name].append(_timed_generation(backend, system, item))
-                bar.advance(task)
-    for system in todo:  # written together: an interrupted latency phase is timed again in full
-        store.append(
-            {
-                "kind": "latency",
-                "system": system.name,
-                "names": [item.name for item in timed],
-                "seconds": seconds[system.name],
-                "warmup": warmup,
-                "threads": torch.get_num_threads(),
-                "rounds": "interleaved",
-            }
-        )
 
 
 def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
@@ -200,7 +62,7 @@ def compute_metrics(store: RunStore, suite: Suite, console: Console) -> None:
         and video["system"] != spec.reference
         and (spec.reference is None or (spec.reference, video["name"]) in generated)
     ]
-    with _progress(console) as bar:
+    with progress(console) as bar:
         task = bar.add_task("metrics", total=len(jobs))
         for spec, video in jobs:
             info = get_metric(spec.metric)
@@ -300,31 +162,29 @@ def run_suite(
     with dist.main_first():  # rank 0 trains missing recipe artifacts; the others load them
         systems = [build_system(spec, suite, backend, retrain=retrain and dist.main) for spec in suite.systems]
     items = work_items(suite, prompts)
-    flops_spec = next((spec for spec in suite.metrics if spec.metric == "flops"), None)
-    flops_videos = 0 if flops_spec is None else flops_spec.options.get("videos", len(items))
+    counted = set()
+    for spec in suite.metrics:  # the items each metric wants generated under the FLOP counter
+        hook = get_metric(spec.metric).hook("counted")
+        counted |= hook(spec, items) if hook else set()
     if dist.world > 1:
-        generate_all(backend, RunStore(store.root, shard=dist.rank), systems, items, flops_videos, console, dist)
+        generate_all(backend, RunStore(store.root, shard=dist.rank), systems, items, counted, console, dist)
         dist.barrier()
         if not dist.main:
             return store.root
         store.merge_shards()
     else:
-        generate_all(backend, store, systems, items, flops_videos, console)
+        generate_all(backend, store, systems, items, counted, console)
     backend.record_recipes(store, suite)
-    for spec in suite.metrics:
-        if spec.metric == "latency":
-            options = spec.options
-            measure_latency(
-                backend, store, systems, items, options.get("warmup", 1), options.get("repeats", 3), console
-            )
+    run = RunParts(backend, store, systems, items, console)
+    for spec in suite.metrics:  # what each metric measures once every video exists (latency rounds, FLOPs check)
+        phase = get_metric(spec.metric).hook("phase")
+        if phase:
+            phase(run, spec)
     compute_metrics(store, suite, console)
     compute_distributions(backend, store, suite, console)
     dimensions = vbench_dimensions(suite)
     if dimensions:  # VBench runs once per system in its own environment, not per video like the others
         compute_vbench(store, suite, dimensions, console, vbench_i2v.locate(suite, suite_path))
-    if flops_spec is not None:
-        for system in (s for s in systems if s.dense or s.routed):
-            backend.flops_cross_check(store, system)
     store.note_in_manifest("hardware", {"load_average_end": load_average()})
     leaderboard = write_outputs(store)
     print_end_of_run(store.records(), leaderboard, reference_system(suite), console)

@@ -18,6 +18,8 @@ from pare_bench.metrics.registry import register_metric
     tolerance=1.01,
     derived=("flops_videos",),  # how many videos each system ran under the counter
     per_seed=("flops_per_step",),
+    counted="pare_bench.generation:flops_counted",
+    phase="pare_bench.generation:flops_phase",
 )
 def flops(video_records: list[dict]) -> dict[str, float]:
     """Mean executed FLOPs per video and per denoising step (a CFG step counts both branches)."""
@@ -36,6 +38,7 @@ def flops(video_records: list[dict]) -> dict[str, float]:
     # speedup and its spread: pare_bench.intervals; the FLOPs-ideal speedup and the share of it realised: report
     derived=("speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy", "ideal_speedup", "of_ideal"),
     per_seed=("latency_p50", "speedup", "speedup_low", "speedup_high", "latency_spread", "timing_noisy"),
+    phase="pare_bench.generation:latency_phase",
 )
 def latency(seconds: list[float]) -> dict[str, float]:
     """Median and p90 of whole-video generation times (batch 1, after warm-up)."""

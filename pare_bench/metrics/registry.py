@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,19 @@ class MetricInfo:
     per_seed: tuple[str, ...] = ()  # columns (and derived ones) the report summarises across training seeds
     # suite -> what it lacks before a run (weights, an environment), each named; checked before anything is written
     problems: Callable | None = None
+    # Cost metrics measured around generation, as "module:function" paths the runner resolves when it runs them
+    # (pare_bench.generation imports the metrics, so these cannot be imported here): `counted(spec, items)` names
+    # the work items to generate under the FLOP counter, `phase(run, spec)` runs once all videos exist.
+    counted: str | None = None
+    phase: str | None = None
+
+    def hook(self, name: str) -> Callable | None:
+        """The `counted` or `phase` function of this metric, imported now; None when it has none."""
+        path = getattr(self, name)
+        if path is None:
+            return None
+        module, _, function = path.partition(":")
+        return getattr(importlib.import_module(module), function)
 
     def gate_columns(self) -> tuple[str, ...]:
         return (*self.columns, *(f"{c}_heldout" for c in self.columns)) if self.heldout else self.columns
@@ -45,6 +59,8 @@ def register_metric(
     derived: tuple[str, ...] = (),
     per_seed: tuple[str, ...] = (),
     problems: Callable | None = None,
+    counted: str | None = None,
+    phase: str | None = None,
 ):
     """Decorator: `@register_metric("psnr", kind="paired", higher_is_better=True)`; duplicates raise."""
     if kind not in KINDS:
@@ -65,6 +81,8 @@ def register_metric(
             derived,
             per_seed,
             problems,
+            counted,
+            phase,
         )
         return function
 
