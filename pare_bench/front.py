@@ -56,11 +56,10 @@ def front_table(table: pd.DataFrame, records: list[dict], manifest: dict, refere
     values = video_values(records)
     kinds = _kinds(manifest)
     rows = []
-    units = {}
+    units: dict[str, tuple[str, str, list[str]]] = {}  # a point of the front: (group, kind, its systems)
     for system, (group, kind) in kinds.items():
-        units.setdefault(system if kind in ("curve", "cache", "reference") else group, (group, kind, []))[2].append(
-            system
-        )
+        name = group if kind == "trained" else system  # seed replicas pool into one point; sweep points stay apart
+        units.setdefault(name, (group, kind, []))[2].append(system)
     for name, (group, kind, systems) in units.items():
         present = [s for s in systems if s in table.index and not pd.isna(table.loc[s, "speedup"])]
         if not present:

@@ -87,30 +87,47 @@ def _flops_per_step(records: list[dict], systems: list[str]) -> float:
     return get_metric("flops").compute(counted)["flops_per_step"] if counted else math.nan
 
 
+def _wide(records: list[dict]) -> pd.DataFrame:
+    """Per-video values indexed by (column, video name, prompt), one column per system (empty without values)."""
+    values = video_values(records)
+    if not len(values):
+        return pd.DataFrame()
+    values["prompt"] = values["name"].str.rpartition("-")[0]  # names are `{prompt}-{index}` (store.video_name)
+    return values.pivot_table(index=["column", "name", "prompt"], columns="system", values="value")
+
+
+def _paired(wide: pd.DataFrame, column: str, systems: list[str], references: list[str]):
+    """(videos both sides have, per-video difference of the side means) for `column`; None when a side is missing."""
+    table = wide.loc[column]
+    present = [s for s in systems if s in table]
+    against = [s for s in references if s in table]
+    if not present or not against:
+        return None
+    table = table[present + against].dropna(how="any")
+    if not len(table):
+        return None
+    return table, table[present].mean(axis=1) - table[against].mean(axis=1)
+
+
 def compare_to_reference(records: list[dict], manifest: dict, reference: str) -> pd.DataFrame:
     """One row per (comparison, quality column): n prompts and seeds, mean difference, both intervals, verdict,
     and the FLOPs per step of the system over those of what it is compared with (`flops_ratio`: an
     equal-compute comparison reads about 1).
 
     The comparisons are `comparisons(manifest, reference)`. A side with seed replicas counts as their mean."""
-    values = video_values(records)
-    if not len(values):
+    wide = _wide(records)
+    if not len(wide):
         return pd.DataFrame()
-    values["prompt"] = values["name"].str.rpartition("-")[0]
-    wide = values.pivot_table(index=["column", "name", "prompt"], columns="system", values="value")
     groups = _groups(manifest)
     rows = []
     for group, against in comparisons(manifest, reference):
         for column in wide.index.get_level_values("column").unique():
-            table = wide.loc[column]
+            paired = _paired(wide, column, groups[group], groups[against])
+            if paired is None:
+                continue
+            table, diffs = paired
             present = [s for s in groups[group] if s in table]
             references = [s for s in groups[against] if s in table]
-            if not present or not references:
-                continue
-            table = table[present + references].dropna(how="any")
-            if not len(table):
-                continue
-            diffs = table[present].mean(axis=1) - table[references].mean(axis=1)  # per video
             over_prompts = diffs.groupby(level="prompt").mean().to_numpy()
             low, high = _interval(over_prompts)
             seed_low, seed_high = _replica_interval(table, present, references)
@@ -183,29 +200,18 @@ def heldout_gaps(records: list[dict], manifest: dict, reference: str) -> pd.Data
     prompt sets (`world:matched`, `world:matched32`) each held-out prompt is paired with its held-in twin and the
     bootstrap runs over pairs; otherwise the two prompt sets are resampled on their own (`paired` False). A gap
     below zero means the system loses more than the reference on compositions never trained on."""
-    values = video_values(records)
-    if not len(values):
+    wide = _wide(records)
+    if not len(wide):
         return pd.DataFrame()
-    videos = {r["name"]: r["prompt"] for r in records if r["kind"] == "video"}
-    values["prompt"] = values["name"].map(videos)
-    wide = values.pivot_table(index=["column", "name", "prompt"], columns="system", values="value")
     groups = _groups(manifest)
-    columns = {c for c in wide.index.get_level_values("column") if f"{c}_heldout" in wide.index.get_level_values(0)}
+    names = set(wide.index.get_level_values("column"))
     rows = []
-    for group, against in ((g, reference) for g in groups if reference not in groups[g]):
-        for column in sorted(columns):
-            sides = []
-            for name in (column, f"{column}_heldout"):
-                table = wide.loc[name]
-                present = [s for s in groups[group] if s in table]
-                if not present or reference not in table:
-                    break
-                table = table[present + [reference]].dropna(how="any")
-                diffs = table[present].mean(axis=1) - table[reference]
-                sides.append(diffs.groupby(level="prompt").mean())
-            if len(sides) < 2 or not len(sides[0]) or not len(sides[1]):
+    for group in (g for g in groups if reference not in groups[g]):
+        for column in sorted(c for c in names if f"{c}_heldout" in names):
+            sides = [_paired(wide, name, groups[group], [reference]) for name in (column, f"{column}_heldout")]
+            if any(side is None for side in sides):
                 continue
-            held_in, held_out = sides
+            held_in, held_out = (diffs.groupby(level="prompt").mean() for _, diffs in sides)
             pairs = _pairs(list(held_in.index), list(held_out.index))
             if pairs is not None:
                 gaps = np.array([held_out[p] - held_in[pairs[p]] for p in held_out.index])
@@ -215,7 +221,7 @@ def heldout_gaps(records: list[dict], manifest: dict, reference: str) -> pd.Data
             rows.append(
                 {
                     "system": group,
-                    "reference": against,
+                    "reference": reference,
                     "column": column,
                     "held_in": float(held_in.mean()),
                     "held_out": float(held_out.mean()),

@@ -49,6 +49,21 @@ def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path, name:
     return {key: torch.cat([p[key] for p in parts], dim=1 if key == "states" else 0) for key in parts[0]}
 
 
+def segment_inputs(teacher: TinyWan, data: dict, sigmas: torch.Tensor, k: torch.Tensor, n: torch.Tensor) -> dict:
+    """The student's forward kwargs for segments `k` of trajectories `n` (index tensors of one length): the state
+    at the segment's start, its timestep, the caption's embedding and, for I2V, the image inputs."""
+    x = data["states"][k, n]
+    hidden = x if "condition" not in data else torch.cat([x, data["condition"][n]], dim=1)
+    inputs = {
+        "hidden_states": hidden,
+        "timestep": 1000 * sigmas[k],
+        "encoder_hidden_states": teacher.text_encoder(data["tokens"][n]),
+    }
+    if "image" in data:
+        inputs["encoder_hidden_states_image"] = data["image"][n]
+    return inputs
+
+
 def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
     """step -> (student forward kwargs, target velocity) for `batch` random (trajectory, segment) pairs."""
     from pare_core.step_distill import segment_targets, student_sigmas
@@ -61,16 +76,7 @@ def segment_pairs(teacher: TinyWan, data: dict, recipe, batch: int):
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
         n = torch.randint(data["states"].shape[1], (batch,), generator=generator)
         k = torch.randint(recipe.steps, (batch,), generator=generator)
-        x = data["states"][k, n]
-        hidden = x if "condition" not in data else torch.cat([x, data["condition"][n]], dim=1)
-        inputs = {
-            "hidden_states": hidden,
-            "timestep": 1000 * sigmas[k],
-            "encoder_hidden_states": teacher.text_encoder(data["tokens"][n]),
-        }
-        if "image" in data:
-            inputs["encoder_hidden_states_image"] = data["image"][n]
-        return inputs, targets[k, n]
+        return segment_inputs(teacher, data, sigmas, k, n), targets[k, n]
 
     return pairs_at
 
@@ -90,21 +96,17 @@ def validation_loss(teacher: TinyWan, model, recipe, directory: Path):
     data = teacher_trajectories(teacher, model, held_out, directory, "validation")
     sigmas = student_sigmas(recipe.steps, recipe.shift)
     targets = segment_targets(data["states"], sigmas)
-    context = teacher.text_encoder(data["tokens"])
+    every = torch.arange(data["states"].shape[1])
+    with torch.no_grad():  # the inputs of every (segment, trajectory) pair, made once
+        segments = [
+            segment_inputs(teacher, data, sigmas, torch.full_like(every, k), every) for k in range(recipe.steps)
+        ]
 
     def validate(student) -> torch.Tensor:
-        losses = []
-        for k in range(recipe.steps):
-            x = data["states"][k]
-            hidden = x if "condition" not in data else torch.cat([x, data["condition"]], dim=1)
-            inputs = {
-                "hidden_states": hidden,
-                "timestep": (1000 * sigmas[k]).expand(len(x)),
-                "encoder_hidden_states": context,
-            }
-            if "image" in data:
-                inputs["encoder_hidden_states_image"] = data["image"]
-            losses.append(torch.nn.functional.mse_loss(student(**inputs, return_dict=False)[0], targets[k]))
+        losses = [
+            torch.nn.functional.mse_loss(student(**inputs, return_dict=False)[0], targets[k])
+            for k, inputs in enumerate(segments)
+        ]
         return torch.stack(losses).mean()
 
     return validate
