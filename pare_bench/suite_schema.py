@@ -106,7 +106,9 @@ class DepthRecipe(BaseModel):
     budget: float = Field(gt=0.0, le=1.0)  # share of the student's block FLOPs executed per forward
     router: Literal["content", "timestep", "static"] = "content"
     steps: int = Field(200, ge=0)  # stage-2 joint training steps (the cap with `stop`)
-    stop: StopRule | None = None  # stop joint training when the held-out validation loss plateaus
+    # the held-out validation curve; it may stop the stage only after the gate-temperature anneal, which spans
+    # `steps` (pare_core.plateau: the loss is not stationary before), so the joint stage runs to `steps`
+    stop: StopRule | None = None
     hidden: int = Field(64, ge=1)  # router hidden width
     seed: int = Field(0, ge=0)  # seeds the router's init and the training data
     rank_weight: float = Field(1.0, ge=0.0)  # weight of the per-sample importance-ranking anchor

@@ -221,6 +221,8 @@ def train_joint(
             optimizer.load_state_dict(state[f"{name}_optimizer"])
         step = state["step"]
         resume_plateau(plateau, state)
+    if plateau is not None and config.temperature[0] != config.temperature[1]:
+        plateau.start = max(plateau.start, config.steps)  # not stationary before the anneal ends (Plateau.start)
     anchored = pool is not None and config.train_router and config.rank_weight > 0
     if anchored:
         pool = {k: v.to(accelerator.device) for k, v in pool.items()}

@@ -24,6 +24,21 @@ def test_plateau_stops_after_patience_validations_without_a_real_improvement():
         Plateau(every=10, patience=0)
 
 
+def test_validations_before_start_set_the_best_but_never_stop_the_stage():
+    losses = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8]  # flat mid-schedule, then a drop, then a real plateau
+    plateau = Plateau(every=10, patience=2, min_delta=0.01, start=60)
+    decisions = [plateau.update(10 * (i + 1), loss) for i, loss in enumerate(losses)]
+    assert decisions == [False] * 8 + [True]  # the flat stretch at 30-60 counts for nothing; 80 and 90 do
+    assert plateau.best == 0.8 and plateau.stopped
+    # a checkpoint written by a rule without `start` that had stopped mid-schedule resumes and runs on
+    early = Plateau(every=10, patience=2, min_delta=0.01)
+    assert [early.update(10 * (i + 1), loss) for i, loss in enumerate(losses[:4])][-1]
+    resumed = Plateau(every=10, patience=2, min_delta=0.01, start=60)
+    resumed.load_state_dict(early.state_dict())
+    assert not resumed.stopped
+    assert not resumed.update(50, 0.9) and resumed.since_best == 0
+
+
 def _stage(teacher, student, steps, plateau, state=None, saved=None, log=None):
     held_out = [inputs(batch=2, seed=1000 + i) for i in range(2)]
 

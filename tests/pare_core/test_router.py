@@ -227,3 +227,29 @@ def test_router_saves_and_loads_with_its_config(tmp_path):
     torch.testing.assert_close(loaded(temb, content), router(temb, content), rtol=0, atol=0)
     with pytest.raises(ValueError, match="unknown content features 'pixels'"):
         BlockRouter(DIM, 4, content="pixels")
+
+
+def test_joint_training_is_not_stopped_by_a_plateau_while_its_temperature_anneals(model):
+    import copy
+
+    from pare_core.distill import JointConfig
+    from pare_core.plateau import Plateau
+
+    held_out = _inputs(batch=2, seed=999)
+
+    def validate(student):
+        return torch.nn.functional.mse_loss(student(**held_out, return_dict=False)[0], held_out["hidden_states"])
+
+    def run(temperature):
+        torch.manual_seed(3)
+        log = []
+        config = JointConfig(steps=12, budget=0.5, warmup=1, temperature=temperature)
+        plateau = Plateau(every=2, patience=1, min_delta=0.9)  # no validation can improve by 90%: stop at once
+        _train_joint(copy.deepcopy(model), BlockRouter(DIM, CONFIG["num_layers"]), model, config,
+                     on_step=log.append, validate=validate, plateau=plateau)  # fmt: skip
+        return log
+
+    fixed, annealed = run((0.5, 0.5)), run((1.0, 0.3))
+    assert fixed[-1]["step"] == 4 and fixed[-1]["stopped"] == "plateau"
+    assert annealed[-1]["step"] == 12 and [r["step"] for r in annealed if "val_loss" in r] == [2, 4, 6, 8, 10, 12]
+    assert all("stopped" not in r for r in annealed[:-1])
