@@ -79,6 +79,8 @@ class HeadsRecord(_Record):
     kind: Literal["heads"] = "heads"
     temporal: list[list[float]]
     keep: list[list[int]]
+    overlap_importance: float | None = None  # Jaccard of the kept heads with the importance-only plan's
+    temporal_kept: float | None = None  # share of the kept heads from the temporal half
 
 
 class FlopsCheckRecord(_Record):

@@ -177,6 +177,24 @@ def _training_table(records: list[dict]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
+def _plans_table(records: list[dict]) -> str:
+    rows = [
+        {
+            "system": r["system"],
+            "kept heads per block": " ".join(str(len(keep)) for keep in r["keep"]),
+            "from the temporal half": _optional(r.get("temporal_kept")),
+            "Jaccard with importance-only": _optional(r.get("overlap_importance")),
+        }
+        for r in records
+        if r["kind"] == "heads"
+    ]
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def _optional(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _report(
     table: pd.DataFrame,
     records: list[dict],
@@ -249,10 +267,14 @@ def _report(
         extra += [
             "## Head roles",
             "",
+            _plans_table(records),
+            "",
             "![head roles](plots/head_roles.png)",
             "",
-            "The teacher's self-attention heads, coloured by temporal score; a red cross marks a head the "
-            "system's plan removed.",
+            "Each width system's plan: heads kept per block, the share of its kept heads from the temporal half "
+            "(temporal score at or above the teacher's median) and the Jaccard overlap of its kept heads with the "
+            "importance-only plan at the same ratio (1: the same heads). Below, the teacher's self-attention "
+            "heads, coloured by temporal score; a red cross marks a head the system's plan removed.",
             "",
         ]
     return "\n".join(

@@ -255,6 +255,14 @@ def plan_overlap(a: HeadPlan, b: HeadPlan) -> float:
     return len(kept_a & kept_b) / len(kept_a | kept_b)
 
 
+def temporal_kept(profile: HeadProfile, plan: HeadPlan) -> float:
+    """Share of `plan`'s kept heads from the temporal half (temporal score at or above the median), the half
+    `select_with_temporal_quota` reserves its quota in."""
+    temporal = torch.tensor(profile.temporal)
+    kept = [bool(temporal[block, head] >= temporal.median()) for block, keep in enumerate(plan.keep) for head in keep]
+    return sum(kept) / len(kept)
+
+
 def select_heads(scores: torch.Tensor, ratio: float, per_block_equal: bool = False) -> HeadPlan:
     """Remove `ratio` of all heads, keeping the highest-scoring ones and at least one per block.
 

@@ -96,6 +96,7 @@ class TinyBackend:
         validation curve, compute time)."""
         from pare_bench.artifacts import stage_summary
         from pare_bench.tiny.recipes import recipe_stages, width_plan
+        from pare_core.heads import plan_overlap, temporal_kept
 
         records = store.records()
         heads = {r["system"] for r in records if r["kind"] == "heads"}
@@ -103,7 +104,17 @@ class TinyBackend:
         for spec in (s for s in suite.systems if s.recipe is not None):
             if spec.recipe.width is not None and spec.name not in heads:
                 profile, plan = width_plan(self.teacher, spec.recipe.width)
-                store.append({"kind": "heads", "system": spec.name, "temporal": profile.temporal, "keep": plan.keep})
+                _, importance = width_plan(self.teacher, spec.recipe.width.model_copy(update={"score": "importance"}))
+                store.append(
+                    {
+                        "kind": "heads",
+                        "system": spec.name,
+                        "temporal": profile.temporal,
+                        "keep": plan.keep,
+                        "overlap_importance": plan_overlap(plan, importance),
+                        "temporal_kept": temporal_kept(profile, plan),
+                    }
+                )
             for stage, directory in recipe_stages(self.teacher, spec.recipe):
                 summary = stage_summary(directory, stage)
                 if summary is not None and (spec.name, stage) not in trained:

@@ -218,7 +218,7 @@ def test_a_pruned_model_is_not_pruned_again(model):
 def test_temporal_quota_changes_the_plan_where_a_weighted_score_does_not():
     """Importance favours spatial heads here; a weighted temporal score at weight 1 keeps the same plan as
     importance, the quota reserves half the budget for temporal heads (overlap reported as Jaccard)."""
-    from pare_core.heads import HeadProfile, plan_heads, plan_overlap
+    from pare_core.heads import HeadProfile, plan_heads, plan_overlap, temporal_kept
 
     generator = torch.Generator().manual_seed(0)
     temporal = torch.rand(4, 8, generator=generator)
@@ -234,3 +234,5 @@ def test_temporal_quota_changes_the_plan_where_a_weighted_score_does_not():
     kept_temporal = sum(bool(is_temporal[b, h]) for b, keep in enumerate(quota.keep) for h in keep)
     assert kept_temporal >= 8 and plan_overlap(by_importance, quota) < 0.7
     assert plan_overlap(quota, quota) == 1.0
+    assert temporal_kept(profile, quota) == kept_temporal / 16 >= 0.5
+    assert temporal_kept(profile, by_importance) < 0.5  # importance favours the spatial heads here
