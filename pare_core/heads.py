@@ -221,6 +221,12 @@ def head_scores(profile: HeadProfile, method: str, temporal_weight: float = 1.0,
 SCORES = ("temporal_aware", "temporal_quota", "importance", "magnitude", "random", "uniform")
 
 
+def temporal_half(profile: HeadProfile) -> torch.Tensor:
+    """(L, H) bool: the heads whose temporal score is at or above the model's median."""
+    temporal = torch.tensor(profile.temporal)
+    return temporal >= temporal.median()
+
+
 def select_with_temporal_quota(profile: HeadProfile, ratio: float, quota: float) -> HeadPlan:
     """Keep `quota` of the kept heads from the temporal half, the rest by importance.
 
@@ -229,10 +235,10 @@ def select_with_temporal_quota(profile: HeadProfile, ratio: float, quota: float)
     the temporal heads (temporal score at or above the median) get `quota` of the budget outright, taken
     by importance within them; the other slots go to the most important remaining heads of any role.
     """
-    importance, temporal = torch.tensor(profile.importance), torch.tensor(profile.temporal)
+    importance = torch.tensor(profile.importance)
     blocks, heads = importance.shape
     budget = max(blocks, round((1 - ratio) * blocks * heads))
-    is_temporal = temporal >= temporal.median()
+    is_temporal = temporal_half(profile)
     ranked = importance.flatten().argsort(descending=True).tolist()
     chosen = {(b, int(importance[b].argmax())) for b in range(blocks)}  # every block keeps its best head
     reserved = round(quota * budget)
@@ -256,10 +262,10 @@ def plan_overlap(a: HeadPlan, b: HeadPlan) -> float:
 
 
 def temporal_kept(profile: HeadProfile, plan: HeadPlan) -> float:
-    """Share of `plan`'s kept heads from the temporal half (temporal score at or above the median), the half
-    `select_with_temporal_quota` reserves its quota in."""
-    temporal = torch.tensor(profile.temporal)
-    kept = [bool(temporal[block, head] >= temporal.median()) for block, keep in enumerate(plan.keep) for head in keep]
+    """Share of `plan`'s kept heads from the temporal half, the half `select_with_temporal_quota` reserves its
+    quota in."""
+    half = temporal_half(profile)
+    kept = [bool(half[block, head]) for block, keep in enumerate(plan.keep) for head in keep]
     return sum(kept) / len(kept)
 
 

@@ -96,7 +96,7 @@ class TinyBackend:
         validation curve, compute time)."""
         from pare_bench.artifacts import stage_summary
         from pare_bench.tiny.recipes import recipe_stages, width_plan
-        from pare_core.heads import plan_overlap, temporal_kept
+        from pare_core.heads import plan_heads, plan_overlap, temporal_kept
 
         records = store.records()
         heads = {r["system"] for r in records if r["kind"] == "heads"}
@@ -104,7 +104,7 @@ class TinyBackend:
         for spec in (s for s in suite.systems if s.recipe is not None):
             if spec.recipe.width is not None and spec.name not in heads:
                 profile, plan = width_plan(self.teacher, spec.recipe.width)
-                _, importance = width_plan(self.teacher, spec.recipe.width.model_copy(update={"score": "importance"}))
+                importance = plan_heads(profile, "importance", spec.recipe.width.ratio)
                 store.append(
                     {
                         "kind": "heads",
