@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -166,6 +168,7 @@ def run_suite(
     for spec in suite.metrics:  # the items each metric wants generated under the FLOP counter
         hook = get_metric(spec.metric).hook("counted")
         counted |= hook(spec, items) if hook else set()
+    start = time.perf_counter()
     if dist.world > 1:
         generate_all(backend, RunStore(store.root, shard=dist.rank), systems, items, counted, console, dist)
         dist.barrier()
@@ -174,22 +177,36 @@ def run_suite(
         store.merge_shards()
     else:
         generate_all(backend, store, systems, items, counted, console)
+    store.note_in_manifest("phase_seconds", {"generate": round(time.perf_counter() - start, 1)})
     backend.record_recipes(store, suite)
     run = RunParts(backend, store, systems, items, console)
     for spec in suite.metrics:  # what each metric measures once every video exists (latency rounds, FLOPs check)
         phase = get_metric(spec.metric).hook("phase")
         if phase:
-            phase(run, spec)
-    compute_metrics(store, suite, console)
-    compute_distributions(backend, store, suite, console)
+            with timed(store, spec.metric):
+                phase(run, spec)
+    with timed(store, "quality metrics"):
+        compute_metrics(store, suite, console)
+    with timed(store, "distributions"):
+        compute_distributions(backend, store, suite, console)
     dimensions = vbench_dimensions(suite)
     if dimensions:  # VBench runs once per system in its own environment, not per video like the others
-        compute_vbench(store, suite, dimensions, console, vbench_i2v.locate(suite, suite_path))
+        with timed(store, "vbench"):
+            compute_vbench(store, suite, dimensions, console, vbench_i2v.locate(suite, suite_path))
     store.note_in_manifest("hardware", {"load_average_end": load_average()})
     leaderboard = write_outputs(store)
     print_end_of_run(store.records(), leaderboard, reference_system(suite), console)
     console.print(f"run written to {store.root} (leaderboard.csv, report.md, plots/)")
     return store.root
+
+
+@contextmanager
+def timed(store: RunStore, phase: str):
+    """Record the wall seconds of one phase of this invocation in manifest.json ("phase_seconds"), so a slow run
+    says where its time went. A resumed run overwrites the phases it ran again."""
+    start = time.perf_counter()
+    yield
+    store.note_in_manifest("phase_seconds", {phase: round(time.perf_counter() - start, 1)})
 
 
 def reference_system(suite: Suite) -> str | None:

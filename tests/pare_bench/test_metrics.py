@@ -34,6 +34,18 @@ def test_ssim_matches_scikit_image_per_frame(pair):
     assert ssim(a, a) == pytest.approx(1.0)
 
 
+def test_ssim_in_float32_agrees_with_float64(pair):
+    """The metric computes in float32 for speed; float64 is the precise value."""
+    import torch
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    a, b = pair
+    precise = structural_similarity_index_measure(
+        *(torch.from_numpy(v).permute(0, 3, 1, 2).double() / 255 for v in (a, b)), data_range=1.0, sigma=1.5
+    )
+    assert ssim(a, b) == pytest.approx(float(precise), abs=1e-5)
+
+
 def test_registry_metadata_and_errors():
     assert get_metric("psnr").higher_is_better and get_metric("psnr").kind == "paired"
     assert not get_metric("latency").higher_is_better

@@ -401,6 +401,13 @@ def test_manifest_records_threads_cpu_and_load(run_dir):
 
 
 @pytest.mark.integration
+def test_manifest_says_where_the_time_went(run_dir):
+    phases = json.loads((run_dir / "manifest.json").read_text())["phase_seconds"]
+    assert {"generate", "quality metrics", "distributions"} <= set(phases)
+    assert all(seconds >= 0 for seconds in phases.values()) and phases["generate"] > 0
+
+
+@pytest.mark.integration
 def test_score_a_folder_agrees_with_the_run_that_made_it(run_dir, tmp_path):
     """The run's own mp4 files are lossless, so scoring them reproduces the run's paired and world numbers."""
     out = tmp_path / "scored"
