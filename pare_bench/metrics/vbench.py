@@ -6,7 +6,8 @@ vbench pins numpy<2 and transformers 4.33, which cannot live beside this project
 `pare_bench/vbench_worker.py` there. Each system's videos (`videos/<system>/{prompt}-{index}.mp4`, VBench's
 naming) are scored; VBench's `<name>_eval_results.json` is parsed and every per-video raw score is kept.
 
-Preflight (`vbench_problems`) runs before any generation: the environment must exist, and each requested
+Preflight (`vbench_problems`) runs before any generation: the environment must be complete (`READY`, written
+last by `setup_env`), and each requested
 dimension's weight files must be under VBENCH_CACHE_DIR (default ~/.cache/vbench), since the worker runs
 VBench in local mode and this machine cannot download them. `temporal_flickering` needs no weights.
 """
@@ -21,6 +22,8 @@ import venv
 from importlib.metadata import version
 from pathlib import Path
 
+from filelock import FileLock
+
 from pare_bench.metrics.registry import register_metric
 from pare_bench.metrics.vbench_scoring import DIMENSIONS
 
@@ -33,6 +36,7 @@ CUSTOM_INPUT = tuple(d for d in DIMENSIONS if d not in STANDARD_ONLY)
 I2V_DIMENSIONS = ("i2v_subject", "i2v_background", "camera_motion")
 LONG_SECONDS = 5.0  # VBench: videos this long or longer go through VBench-Long (vbench2_beta_long)
 MODES = ("custom_input", "standard", "i2v")
+READY = ".pare-bench-ready"  # written by setup_env once vbench imports; a half-made environment lacks it
 
 _CLIP_B = (
     "clip_model/ViT-B-32.pt",
@@ -136,17 +140,33 @@ def _python(env: Path) -> Path:
     return env / "bin" / "python"
 
 
+def env_ready(env: Path) -> bool:
+    return _python(env).is_file() and (env / READY).is_file()
+
+
 def setup_env(env: Path) -> None:
-    """Create the environment: the same torch/torchvision as this one (from the local wheels), vbench, numpy<2."""
-    venv.create(env, with_pip=True, clear=env.exists())
-    packages = [
-        f"torch=={version('torch').split('+')[0]}",
-        f"torchvision=={version('torchvision').split('+')[0]}",
-        f"vbench=={VBENCH_VERSION}",
-        "numpy<2",
-    ]
-    subprocess.run([str(_python(env)), "-m", "pip", "install", *packages], check=True)
-    subprocess.run([str(_python(env)), "-c", "import vbench"], check=True)
+    """Create the environment: the same torch/torchvision as this one (from the local wheels), vbench, numpy<2.
+
+    Safe to rerun and to start twice: a lock next to the environment makes a second setup wait for the first
+    (two at once had one clear the environment under the other's pip), an existing environment is completed by
+    pip rather than deleted, and `READY` is written only after vbench imports, so an interrupted setup leaves an
+    environment that preflight calls incomplete instead of one that fails mid-run.
+    """
+    env.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(env.with_name(env.name + ".lock"))):
+        if env_ready(env):
+            return
+        if not _python(env).is_file():
+            venv.create(env, with_pip=True, clear=env.exists())
+        packages = [
+            f"torch=={version('torch').split('+')[0]}",
+            f"torchvision=={version('torchvision').split('+')[0]}",
+            f"vbench=={VBENCH_VERSION}",
+            "numpy<2",
+        ]
+        subprocess.run([str(_python(env)), "-m", "pip", "install", *packages], check=True)
+        subprocess.run([str(_python(env)), "-c", "import vbench"], check=True)
+        (env / READY).write_text(f"vbench {VBENCH_VERSION}\n")
 
 
 def missing_weights(dimensions: list[str], root: Path | None = None) -> list[str]:
@@ -166,6 +186,11 @@ def vbench_problems(dimensions: list[str], env: Path | None = None) -> list[str]
     problems = []
     if not _python(env).is_file():
         problems.append(f"no VBench environment at {env}: create it with `python -m pare_bench setup-vbench`")
+    elif not env_ready(env):
+        problems.append(
+            f"the VBench environment at {env} is incomplete (a setup was interrupted or is running): "
+            "rerun `python -m pare_bench setup-vbench`"
+        )
     problems += [f"missing VBench weights: {line}" for line in missing_weights(dimensions)]
     return problems
 

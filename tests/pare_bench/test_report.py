@@ -70,13 +70,22 @@ def test_plan_table_gives_each_width_system_its_overlap_and_temporal_share():
 
     temporal = [[0.1, 0.9], [0.5, 0.4]]
     records = [
-        {"kind": "heads", "system": "q-s0", "temporal": temporal, "keep": [[1], [0, 1]], "overlap_importance": 1 / 3,
-         "temporal_kept": 2 / 3},
+        {
+            "kind": "heads",
+            "system": "q-s0",
+            "temporal": temporal,
+            "keep": [[1], [0, 1]],
+            "overlap_importance": 1 / 3,
+            "temporal_kept": 2 / 3,
+        },
         {"kind": "heads", "system": "old", "temporal": temporal, "keep": [[0], [1]]},  # a run from before the fields
         {"kind": "video", "system": "q-s0"},
     ]
     rows = [line.split("|")[1:-1] for line in _plans_table(records).splitlines()[2:]]
-    assert [[cell.strip() for cell in row] for row in rows] == [["q-s0", "1 2", "0.67", "0.33"], ["old", "1 1", "-", "-"]]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["q-s0", "1 2", "0.67", "0.33"],
+        ["old", "1 1", "-", "-"],
+    ]
 
 
 def _recording(subplots, calls):

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from pare_bench.__main__ import main
-from pare_bench.metrics.vbench import VBenchError, default_env, parse_results
+from pare_bench.metrics import vbench
+from pare_bench.metrics.vbench import READY, VBenchError, default_env, env_ready, parse_results, vbench_problems
 from pare_bench.store import RunStore
 
 SUITE = Path(__file__).parents[1] / "data" / "suites" / "run_tiny.yaml"
@@ -53,9 +54,41 @@ def test_a_video_vbench_skipped_is_an_error(tmp_path):
         parse_results(tmp_path / "r.json", ["temporal_flickering"], {"a-0.mp4", "b-0.mp4"})
 
 
+def test_a_half_made_environment_is_named_incomplete_and_setup_completes_it(tmp_path, monkeypatch):
+    """A setup interrupted after the venv exists: preflight says so; the next setup runs pip in the existing
+    environment (no delete), checks the import and only then marks it ready; a ready one is left alone."""
+    env = tmp_path / "vbench-env"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").write_text("")
+    assert "incomplete" in vbench_problems(["temporal_flickering"], env)[0]
+    calls = []
+    monkeypatch.setattr(vbench.subprocess, "run", lambda command, check: calls.append(command[1:]))
+    monkeypatch.setattr(vbench.venv, "create", lambda *a, **k: pytest.fail("an existing environment was remade"))
+    vbench.setup_env(env)
+    assert calls[0][:3] == ["-m", "pip", "install"] and f"vbench=={vbench.VBENCH_VERSION}" in calls[0]
+    assert calls[1] == ["-c", "import vbench"] and env_ready(env) and (env / READY).is_file()
+    assert vbench_problems(["temporal_flickering"], env) == []
+    vbench.setup_env(env)
+    assert len(calls) == 2  # ready: nothing rerun
+
+
+def test_a_failed_install_leaves_the_environment_not_ready(tmp_path, monkeypatch):
+    env = tmp_path / "vbench-env"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").write_text("")
+
+    def fail(command, check):
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(vbench.subprocess, "run", fail)
+    with pytest.raises(subprocess.CalledProcessError):
+        vbench.setup_env(env)
+    assert not env_ready(env)
+
+
 def _require_env() -> Path:
     env = default_env()
-    if not (env / "bin" / "python").is_file():
+    if not env_ready(env):
         if os.environ.get("PARE_REQUIRE_VBENCH") == "1":
             pytest.fail(f"PARE_REQUIRE_VBENCH=1 but no VBench environment at {env}")
         pytest.skip(f"no VBench environment at {env} (python -m pare_bench setup-vbench)")
