@@ -68,7 +68,10 @@ def training_stage(directory: Path, stage: str, total: int, writer: bool = True)
         return
     directory.mkdir(parents=True, exist_ok=True)
     columns = bar_columns(f"{stage} {directory.name}")
-    with (directory / f"{stage}_log.jsonl").open("a") as log, progress(None, *columns) as bar:
+    # A resume appends to the log; a start from scratch replaces any log left without its checkpoint (a shipped
+    # log, a deleted checkpoint), which would otherwise mix two trainings' curves.
+    mode = "a" if checkpoint.exists() else "w"
+    with (directory / f"{stage}_log.jsonl").open(mode) as log, progress(None, *columns) as bar:
         task = bar.add_task(stage, total=total)
 
         def on_step(record: dict) -> None:

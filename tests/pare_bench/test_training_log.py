@@ -40,3 +40,21 @@ def test_training_plot_is_drawn_from_training_records(tmp_path):
     ]  # fmt: skip
     assert plot_training(records, tmp_path / "training.png") and (tmp_path / "training.png").stat().st_size > 0
     assert not plot_training([], tmp_path / "none.png")
+
+
+def test_a_stage_started_from_scratch_replaces_a_log_left_without_its_checkpoint(tmp_path):
+    """A shipped log (or one whose checkpoint was deleted) must not be continued by a new training's steps; a
+    resume from a checkpoint continues its log."""
+    from pare_bench.artifacts import training_stage
+
+    directory = tmp_path / "width-abc"
+    _log(directory, [{"step": 1, "loss": 0.5, "time": 0.0}, {"step": 2, "loss": 0.4, "time": 1.0}])
+    with training_stage(directory, "recovery", 3) as (state, on_step, on_checkpoint):
+        assert state is None
+        on_step({"step": 1, "loss": 0.3})
+        on_checkpoint({"step": 1})
+    assert [line["loss"] for line in map(json.loads, (directory / "recovery_log.jsonl").open())] == [0.3]
+    with training_stage(directory, "recovery", 3) as (state, on_step, on_checkpoint):
+        assert state == {"step": 1}
+        on_step({"step": 2, "loss": 0.2})
+    assert stage_summary(directory, "recovery")["steps"] == 2
