@@ -403,8 +403,9 @@ def test_manifest_records_threads_cpu_and_load(run_dir):
 @pytest.mark.integration
 def test_manifest_says_where_the_time_went(run_dir):
     phases = json.loads((run_dir / "manifest.json").read_text())["phase_seconds"]
-    assert {"generate", "quality metrics", "distributions"} <= set(phases)
-    assert all(seconds >= 0 for seconds in phases.values()) and phases["generate"] > 0
+    # the module's other tests rerun into this directory, and a resumed run's phases take ~0 s: no lower bound
+    assert {"generate", "latency", "flops", "quality metrics", "distributions"} <= set(phases)
+    assert all(isinstance(seconds, float) and seconds >= 0 for seconds in phases.values())
 
 
 @pytest.mark.integration
