@@ -177,7 +177,7 @@ def run_suite(
         store.merge_shards()
     else:
         generate_all(backend, store, systems, items, counted, console)
-    store.note_in_manifest("phase_seconds", {"generate": round(time.perf_counter() - start, 1)})
+    _note_seconds(store, "generate", start)  # not `timed`: the other ranks return inside, and only rank 0 writes
     backend.record_recipes(store, suite)
     run = RunParts(backend, store, systems, items, console)
     for spec in suite.metrics:  # what each metric measures once every video exists (latency rounds, FLOPs check)
@@ -206,6 +206,10 @@ def timed(store: RunStore, phase: str):
     says where its time went. A resumed run overwrites the phases it ran again."""
     start = time.perf_counter()
     yield
+    _note_seconds(store, phase, start)
+
+
+def _note_seconds(store: RunStore, phase: str, start: float) -> None:
     store.note_in_manifest("phase_seconds", {phase: round(time.perf_counter() - start, 1)})
 
 

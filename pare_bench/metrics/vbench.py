@@ -7,9 +7,9 @@ vbench pins numpy<2 and transformers 4.33, which cannot live beside this project
 naming) are scored; VBench's `<name>_eval_results.json` is parsed and every per-video raw score is kept.
 
 Preflight (`vbench_problems`) runs before any generation: the environment must be complete (`READY`, written
-last by `setup_env`), and each requested
-dimension's weight files must be under VBENCH_CACHE_DIR (default ~/.cache/vbench), since the worker runs
-VBench in local mode and this machine cannot download them. `temporal_flickering` needs no weights.
+last by `setup_env`), and each requested dimension's weight files must be under VBENCH_CACHE_DIR (default
+~/.cache/vbench), since the worker runs VBench in local mode and this machine cannot download them.
+`temporal_flickering` needs no weights.
 """
 
 from __future__ import annotations
