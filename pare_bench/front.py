@@ -165,6 +165,10 @@ def plot_front(front: pd.DataFrame, path) -> bool:
     if not len(front) or not columns:
         return False
     figure, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 4), squeeze=False)
+    # one colour per group in every panel: a group missing from one panel (the reference has no PSNR against
+    # itself) must not shift the colours of the others, or the one legend mislabels that panel
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {group: palette[i % len(palette)] for i, group in enumerate(front["group"].unique())}
     for axis, column in zip(axes[0], columns):
         for group, part in front.groupby("group", sort=False):
             part = part.dropna(subset=[column]).sort_values("speedup")
@@ -179,8 +183,10 @@ def plot_front(front: pd.DataFrame, path) -> bool:
                 fmt="-o" if curve else "s",
                 markersize=4 if curve else 7,
                 capsize=2,
+                color=colours[group],
                 label=group,
             )
+        axis.set_xscale("log")  # caches sit between 1x and 3x, step-distilled systems near 10-20x
         axis.axvline(MIN_SPEEDUP, color="grey", linestyle=":", linewidth=1)
         axis.set_xlabel("measured speedup (whole video, same run)")
         axis.set_ylabel(column)

@@ -69,3 +69,21 @@ def test_matched_speedups_read_each_curve_at_the_trained_systems_speedup(tmp_pat
 def test_nothing_below_the_minimum_speedup_is_matched():
     front = _front()
     assert matched_speedups(front, minimum=2.5).empty
+
+
+def test_a_group_has_one_colour_in_every_panel_when_the_reference_lacks_a_column(tmp_path, monkeypatch):
+    # the reference has no PSNR against itself: before colours were fixed per group, every other group's colour
+    # shifted by one in the PSNR panel and the single legend mislabelled it
+    front = _front()
+    front["motion_direction"] = front["motion_direction_low"] = front["motion_direction_high"] = 0.8
+    figures = []
+    monkeypatch.setattr("pare_bench.front.save_figure", lambda figure, path: figures.append(figure))
+    assert plot_front(front, tmp_path / "front.png")
+    colours = {}
+    for axis in figures[0].axes:
+        handles, labels = axis.get_legend_handles_labels()
+        for handle, label in zip(handles, labels):
+            colours.setdefault(label, set()).add(handle[0].get_color())
+    assert "baseline" in colours and "pare" in colours
+    assert all(len(found) == 1 for found in colours.values()), colours
+    assert len({next(iter(found)) for found in colours.values()}) == len(colours)  # and groups differ
