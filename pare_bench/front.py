@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pare_bench.hypotheses import compare_pairs  # noqa: E402
 from pare_bench.intervals import mean_interval, video_values  # noqa: E402
 from pare_bench.plots import save_figure  # noqa: E402
 
@@ -130,7 +131,30 @@ def matched_speedups(front: pd.DataFrame, minimum: float = MIN_SPEEDUP) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def front_markdown(front: pd.DataFrame, matched: pd.DataFrame) -> str:
+def nearest_points(
+    front: pd.DataFrame, records: list[dict], manifest: dict, minimum: float = MIN_SPEEDUP
+) -> pd.DataFrame:
+    """Each trained system from `minimum`x up, paired against every curve's point nearest its speedup (in log
+    speedup): the same prompts and seeds on both sides, bootstrap over prompts and over training seeds, a
+    verdict (hypotheses.compare_pairs). `matched_speedups` reads an interpolated curve mean against the trained
+    system's interval and so ignores the curve's own spread; this comparison does not, at the price of a speedup
+    that only approximately matches (`speedup_ratio`: the trained system's over the point's)."""
+    if not len(front):
+        return pd.DataFrame()
+    curves = front[front["kind"] == "curve"]
+    pairs, ratios = [], {}
+    for _, point in front[(front["kind"] == "trained") & (front["speedup"] >= minimum)].iterrows():
+        for _, curve in curves.groupby("group", sort=False):
+            nearest = curve.iloc[int(np.argmin(np.abs(np.log(curve["speedup"].to_numpy() / point["speedup"]))))]
+            pairs.append((point["system"], nearest["system"]))
+            ratios[pairs[-1]] = point["speedup"] / nearest["speedup"]
+    table = compare_pairs(records, manifest, pairs, FRONT_QUALITY)
+    if len(table):
+        table["speedup_ratio"] = [ratios[(a, b)] for a, b in zip(table["system"], table["reference"])]
+    return table
+
+
+def front_markdown(front: pd.DataFrame, matched: pd.DataFrame, nearest: pd.DataFrame | None = None) -> str:
     if not len(front):
         return "No latency in this run: no speedup to put quality against.\n"
     view = pd.DataFrame({"system": front["system"], "kind": front["kind"], "seeds": front["replicas"]})
@@ -156,6 +180,19 @@ def front_markdown(front: pd.DataFrame, matched: pd.DataFrame) -> str:
         cells["speedup"] = [f"{v:.2f}" for v in cells.speedup]
         columns = ["system", "speedup", "column", "curve", "system [interval]", "curve at that speedup", "position"]
         text += "\n" + cells[columns].to_markdown(index=False) + "\n"
+    if nearest is not None and len(nearest):
+        cells = nearest.copy()
+        cells["difference [over prompts]"] = [
+            f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]"
+            for d, lo, hi in zip(cells.difference, cells.low_prompts, cells.high_prompts)
+        ]
+        cells["speedup ratio"] = [f"{v:.2f}" for v in cells.speedup_ratio]
+        columns = ["system", "reference", "speedup ratio", "column", "difference [over prompts]", "verdict"]
+        text += (
+            "\nPaired against each curve's point nearest in speedup (same prompts and seeds; `nearest_points.csv`):\n\n"
+            + cells[columns].to_markdown(index=False)
+            + "\n"
+        )
     return text
 
 

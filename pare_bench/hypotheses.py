@@ -115,13 +115,22 @@ def compare_to_reference(records: list[dict], manifest: dict, reference: str) ->
     equal-compute comparison reads about 1).
 
     The comparisons are `comparisons(manifest, reference)`. A side with seed replicas counts as their mean."""
+    return compare_pairs(records, manifest, comparisons(manifest, reference))
+
+
+def compare_pairs(
+    records: list[dict], manifest: dict, pairs: list[tuple[str, str]], columns: tuple[str, ...] | None = None
+) -> pd.DataFrame:
+    """`compare_to_reference`'s table for the given (system group, other group) pairs, all quality columns or
+    only `columns`."""
     wide = _wide(records)
     if not len(wide):
         return pd.DataFrame()
     groups = _groups(manifest)
+    present_columns = wide.index.get_level_values("column").unique()
     rows = []
-    for group, against in comparisons(manifest, reference):
-        for column in wide.index.get_level_values("column").unique():
+    for group, against in pairs:
+        for column in present_columns if columns is None else [c for c in columns if c in present_columns]:
             paired = _paired(wide, column, groups[group], groups[against])
             if paired is None:
                 continue

@@ -9,7 +9,14 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on CI machines
 import pandas as pd  # noqa: E402
 
-from pare_bench.front import MIN_SPEEDUP, front_markdown, front_table, matched_speedups, plot_front  # noqa: E402
+from pare_bench.front import (  # noqa: E402
+    MIN_SPEEDUP,
+    front_markdown,
+    front_table,
+    matched_speedups,
+    nearest_points,
+    plot_front,
+)
 from pare_bench.hypotheses import compare_to_reference, gaps_markdown, heldout_gaps, hypotheses_markdown  # noqa: E402
 from pare_bench.intervals import interval_markdown, speedup_intervals  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
@@ -385,6 +392,9 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
         front.to_csv(store.root / "front.csv", index=False)
     if len(matched):
         matched.to_csv(store.root / "matched_speedups.csv", index=False)
+    nearest = nearest_points(front, records, manifest)
+    if len(nearest):
+        nearest.to_csv(store.root / "nearest_points.csv", index=False)
     gaps = heldout_gaps(records, manifest, _reference(manifest))
     if len(gaps):
         gaps.to_csv(store.root / "heldout_gaps.csv", index=False)
@@ -395,6 +405,6 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
         "routing": plot_routing(records, store.root / "plots" / "routing.png"),
         "training": plot_training(records, store.root / "plots" / "training.png"),
     }
-    text = _report(table, records, manifest, seeds, plots, front_markdown(front, matched), gaps_markdown(gaps))
+    text = _report(table, records, manifest, seeds, plots, front_markdown(front, matched, nearest), gaps_markdown(gaps))
     (store.root / "report.md").write_text(text)
     return table

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from pare_bench.front import front_table, matched_speedups, plot_front
+from pare_bench.front import front_table, matched_speedups, nearest_points, plot_front
 
 
 def _psnr(system: str, value: float, videos: int = 8) -> list[dict]:
@@ -34,6 +34,10 @@ MANIFEST = {
 }
 
 
+def _records():
+    return [r for s, (_, _, psnr) in POINTS.items() if psnr is not None for r in _psnr(s, psnr)]
+
+
 def _front():
     table = pd.DataFrame(
         {
@@ -43,8 +47,7 @@ def _front():
             "flops_per_video": {s: v[1] for s, v in POINTS.items()},
         }
     )
-    records = [r for s, (_, _, psnr) in POINTS.items() if psnr is not None for r in _psnr(s, psnr)]
-    return front_table(table, records, MANIFEST, "baseline")
+    return front_table(table, _records(), MANIFEST, "baseline")
 
 
 def test_front_pools_seed_replicas_and_keeps_sweep_points_apart():
@@ -87,3 +90,16 @@ def test_a_group_has_one_colour_in_every_panel_when_the_reference_lacks_a_column
     assert "baseline" in colours and "pare" in colours
     assert all(len(found) == 1 for found in colours.values()), colours
     assert len({next(iter(found)) for found in colours.values()}) == len(colours)  # and groups differ
+
+
+def test_nearest_points_pair_each_trained_system_with_each_curves_closest_point():
+    # pare (2.0x: replicas at 1.9x and 2.1x) is nearest fb-0.2 (2.2x) on the fb curve and pab-3 (1.3x) on pab's;
+    # every video of pare's replicas is 28.0 or 28.2 (+0.01 i) against fb-0.2's 20.0 (+0.01 i): +8.1 on each
+    front = _front()
+    table = nearest_points(front, _records(), MANIFEST).set_index("reference")
+    assert set(table.index) == {"fb-0.2", "pab-3"}
+    fb = table.loc["fb-0.2"]
+    assert fb["system"] == "pare" and fb["column"] == "psnr" and abs(fb["difference"] - 8.1) < 1e-9
+    assert fb["verdict"] == "better" and abs(fb["speedup_ratio"] - 2.0 / 2.2) < 1e-9
+    assert abs(table.loc["pab-3", "difference"] - (28.1 - 29.0)) < 1e-9 and table.loc["pab-3", "verdict"] == "worse"
+    assert nearest_points(front, _records(), MANIFEST, minimum=2.5).empty
