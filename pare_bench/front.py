@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pare_bench.hypotheses import compare_pairs  # noqa: E402
+from pare_bench.hypotheses import compare_pairs, hypotheses_markdown  # noqa: E402
 from pare_bench.intervals import mean_interval, video_values  # noqa: E402
 from pare_bench.plots import save_figure  # noqa: E402
 
@@ -181,17 +181,9 @@ def front_markdown(front: pd.DataFrame, matched: pd.DataFrame, nearest: pd.DataF
         columns = ["system", "speedup", "column", "curve", "system [interval]", "curve at that speedup", "position"]
         text += "\n" + cells[columns].to_markdown(index=False) + "\n"
     if nearest is not None and len(nearest):
-        cells = nearest.copy()
-        cells["difference [over prompts]"] = [
-            f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]"
-            for d, lo, hi in zip(cells.difference, cells.low_prompts, cells.high_prompts)
-        ]
-        cells["speedup ratio"] = [f"{v:.2f}" for v in cells.speedup_ratio]
-        columns = ["system", "reference", "speedup ratio", "column", "difference [over prompts]", "verdict"]
         text += (
             "\nPaired against each curve's point nearest in speedup (same prompts and seeds; `nearest_points.csv`):\n\n"
-            + cells[columns].to_markdown(index=False)
-            + "\n"
+            + hypotheses_markdown(nearest, extra=("speedup_ratio",))
         )
     return text
 
@@ -232,3 +224,15 @@ def plot_front(front: pd.DataFrame, path) -> bool:
     figure.suptitle("quality against measured speedup (95% intervals)")
     save_figure(figure, path)
     return True
+
+
+def write_front(table: pd.DataFrame, records: list[dict], manifest: dict, reference: str, root) -> tuple[bool, str]:
+    """The run's front: `front.csv`, `matched_speedups.csv`, `nearest_points.csv` and `plots/front.png` under
+    `root`; returns (whether the plot was drawn, the report's markdown)."""
+    front = front_table(table, records, manifest, reference)
+    matched = matched_speedups(front)
+    nearest = nearest_points(front, records, manifest)
+    for name, part in (("front", front), ("matched_speedups", matched), ("nearest_points", nearest)):
+        if len(part):
+            part.to_csv(root / f"{name}.csv", index=False)
+    return plot_front(front, root / "plots" / "front.png"), front_markdown(front, matched, nearest)

@@ -161,7 +161,8 @@ def compare_pairs(
     return pd.DataFrame(rows)
 
 
-def hypotheses_markdown(table: pd.DataFrame) -> str:
+def hypotheses_markdown(table: pd.DataFrame, extra: tuple[str, ...] = ()) -> str:
+    """The comparison table; `extra` numeric columns of `table` are appended (two decimals)."""
     if not len(table):
         return "No paired comparison in this run.\n"
     view = table.copy()
@@ -173,7 +174,9 @@ def hypotheses_markdown(table: pd.DataFrame) -> str:
     ]
     view["FLOPs ratio"] = ["-" if math.isnan(r) else f"{r:.3f}" for r in view.flops_ratio]
     columns = ["system", "reference", "column", "prompts", "seeds", "over prompts", "over seeds", "verdict"]
-    return view[[*columns, "FLOPs ratio"]].to_markdown(index=False) + "\n"
+    for column in extra:
+        view[column.replace("_", " ")] = [f"{v:.2f}" for v in view[column]]
+    return view[[*columns, "FLOPs ratio", *(c.replace("_", " ") for c in extra)]].to_markdown(index=False) + "\n"
 
 
 def _signature(prompt: str) -> tuple | None:

@@ -9,14 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on CI machines
 import pandas as pd  # noqa: E402
 
-from pare_bench.front import (  # noqa: E402
-    MIN_SPEEDUP,
-    front_markdown,
-    front_table,
-    matched_speedups,
-    nearest_points,
-    plot_front,
-)
+from pare_bench.front import MIN_SPEEDUP, write_front  # noqa: E402
 from pare_bench.hypotheses import compare_to_reference, gaps_markdown, heldout_gaps, hypotheses_markdown  # noqa: E402
 from pare_bench.intervals import interval_markdown, speedup_intervals  # noqa: E402
 from pare_bench.metrics import get_metric  # noqa: E402
@@ -386,25 +379,17 @@ def write_outputs(store: RunStore) -> pd.DataFrame:
         seeds.to_csv(store.root / "leaderboard_seeds.csv")
     compare_to_reference(records, manifest, _reference(manifest)).to_csv(store.root / "hypotheses.csv", index=False)
     plot_quality_vs_flops(table, store.root / "plots" / "quality_vs_flops.png", manifest["suite"]["suite"])
-    front = front_table(table, records, manifest, _reference(manifest))
-    matched = matched_speedups(front)
-    if len(front):
-        front.to_csv(store.root / "front.csv", index=False)
-    if len(matched):
-        matched.to_csv(store.root / "matched_speedups.csv", index=False)
-    nearest = nearest_points(front, records, manifest)
-    if len(nearest):
-        nearest.to_csv(store.root / "nearest_points.csv", index=False)
+    front_drawn, front = write_front(table, records, manifest, _reference(manifest), store.root)
     gaps = heldout_gaps(records, manifest, _reference(manifest))
     if len(gaps):
         gaps.to_csv(store.root / "heldout_gaps.csv", index=False)
     plots = {
-        "front": plot_front(front, store.root / "plots" / "front.png"),
+        "front": front_drawn,
         "frames": plot_frame_strips(store, records, _reference(manifest), store.root / "plots" / "frames.png"),
         "head_roles": plot_head_roles(records, store.root / "plots" / "head_roles.png"),
         "routing": plot_routing(records, store.root / "plots" / "routing.png"),
         "training": plot_training(records, store.root / "plots" / "training.png"),
     }
-    text = _report(table, records, manifest, seeds, plots, front_markdown(front, matched, nearest), gaps_markdown(gaps))
+    text = _report(table, records, manifest, seeds, plots, front, gaps_markdown(gaps))
     (store.root / "report.md").write_text(text)
     return table
