@@ -91,7 +91,10 @@ class DepthRecipe(BaseModel):
 
     `router: content` sees the timestep and the content tokens (PARE); `timestep` sees only the timestep
     (the route-timestep-only ablation, as Learning-to-Cache); `static` removes the same blocks at every step
-    for every input, the least important ones (skip-one-block error on calibration inputs) under the budget.
+    for every input: it keeps the set of blocks with the largest summed importance (skip-one-block error on
+    calibration inputs) whose share of the block FLOPs lies in [`static_floor`, `budget`]. A floor puts it at
+    the FLOPs a learned router measures: whole blocks come in coarse steps, and the most important set under
+    the budget alone can fall a whole block short of it.
 
     A learned router is anchored to each training sample's own block importances (`pool` batches of 8 samples,
     `rank_weight`; see `pare_core.distill.train_joint`); `rank_weight: 0` is the unanchored router, which
@@ -114,6 +117,15 @@ class DepthRecipe(BaseModel):
     rank_weight: float = Field(1.0, ge=0.0)  # weight of the per-sample importance-ranking anchor
     pool: int = Field(32, ge=0)  # batches of 8 samples whose per-sample block importances anchor the router
     content: Literal["mean", "motion"] = "motion"  # what `router: content` reads (pare_core.router.pooled_content)
+    static_floor: float | None = Field(None, ge=0.0, lt=1.0)  # `router: static`: least share of block FLOPs kept
+
+    @model_validator(mode="after")
+    def _floor_is_static(self) -> DepthRecipe:
+        if self.static_floor is not None and self.router != "static":
+            raise ValueError("static_floor bounds the fixed block set of `router: static`; this router learns")
+        if self.static_floor is not None and self.static_floor > self.budget:
+            raise ValueError(f"static_floor {self.static_floor} is above the budget {self.budget}")
+        return self
 
 
 class StepDistillRecipe(BaseModel):

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.hooks import HookRegistry, ModelHook
@@ -375,6 +376,30 @@ def calibrate_offset(router: BlockRouter, pool: dict[str, torch.Tensor], budget:
         low, high = (middle, high) if torch.sigmoid(logits + middle).mean() < budget else (low, middle)
     router.out.bias += (low + high) / 2
     return (low + high) / 2
+
+
+def static_blocks(importance: list[float], costs: list[float], budget: float, floor: float = 0.0) -> list[bool]:
+    """The fixed block set of the static-depth ablation: the blocks whose summed `importance` is largest among
+    the sets whose share of the summed `costs` lies in [`floor`, `budget`]. A 0/1 knapsack, solved exactly
+    with scipy's mixed-integer solver. Picking blocks greedily by importance can stop a whole block short of
+    the budget when the important blocks are the expensive ones (width-pruned blocks differ in cost), and a
+    floor is the only way to put a fixed set at a learned router's measured FLOPs. Raises when no set fits."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    share = np.asarray(costs, dtype=np.float64) / float(np.sum(costs))
+    slack = 1e-9  # the tolerance `decide` allows, so a set this picks is one top-k routing at `budget` keeps
+    result = milp(
+        -np.asarray(importance, dtype=np.float64),
+        constraints=LinearConstraint(share[None], floor - slack, budget + slack),
+        integrality=np.ones(len(share)),
+        bounds=Bounds(0, 1),
+    )
+    if result.x is None:
+        raise ValueError(
+            f"no set of blocks costs between {floor} and {budget} of the block FLOPs (block shares "
+            f"{np.round(share, 3).tolist()}); widen the window"
+        )
+    return [bool(round(x)) for x in result.x]
 
 
 def static_router(dim: int, keep: list[bool], budget: float, hidden: int = 64) -> BlockRouter:

@@ -7,8 +7,8 @@ log beside it; a later run loads it instead of training. Recovery checkpoints re
 
 A depth recipe starts from its width student (or the teacher when there is no width part), builds a block
 router (`pare_core.router`) and trains both with stage 2 (`pare_core.distill.train_joint`); student and router
-land in `artifacts_root()/<teacher>/depth-<hash>/`. The static-depth router is fixed before training: the
-least important blocks (skip-one-block error on the calibration inputs) are dropped under the budget.
+land in `artifacts_root()/<teacher>/depth-<hash>/`. The static-depth router is fixed before training: it keeps
+the most important blocks (skip-one-block error on the calibration inputs) whose cost fits the recipe's window.
 """
 
 from __future__ import annotations
@@ -47,11 +47,10 @@ from pare_core.plateau import Plateau
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
 from pare_core.router import (
     BlockRouter,
-    RouterConfig,
     apply_router,
     block_importance,
-    decide,
     importance_pool,
+    static_blocks,
     static_router,
 )
 
@@ -195,6 +194,8 @@ def depth_hash(teacher: str, recipe: Recipe) -> str:
             parts["depth"].pop(unused)
     if recipe.depth.router != "content":  # only a content router reads content features
         parts["depth"].pop("content")
+    if recipe.depth.static_floor is None:  # recipes written before the floor keep their hashes
+        parts["depth"].pop("static_floor")
     return artifact_hash(teacher, parts)
 
 
@@ -206,11 +207,14 @@ def world_block_flops(teacher: TinyWan, model) -> torch.Tensor:
     return torch.tensor(block_flops(dict(model.config), tokens, teacher.spec.text_context), dtype=torch.float64)
 
 
-def static_keep(teacher: TinyWan, student, budget: float) -> tuple[list[float], list[bool]]:
-    """Block importances of `student` and the most important blocks that fit the budget (greedy, as routing)."""
+def static_keep(teacher: TinyWan, student, depth: DepthRecipe) -> tuple[list[float], list[bool], float]:
+    """Block importances of `student`, the static-depth block set (`pare_core.router.static_blocks`: the most
+    important set whose share of the block FLOPs lies in [`depth.static_floor`, `depth.budget`]) and its share."""
     scores = block_importance(student, calibration_inputs(teacher))
-    gates = decide(torch.tensor([scores]), RouterConfig(budget=budget), world_block_flops(teacher, student))
-    return scores, [bool(g) for g in gates[0]]
+    costs = world_block_flops(teacher, student)
+    keep = static_blocks(scores, costs.tolist(), depth.budget, depth.static_floor or 0.0)
+    share = float(costs[torch.tensor(keep)].sum() / costs.sum())
+    return scores, keep, share
 
 
 def _depth_base(teacher: TinyWan, recipe: Recipe, root: Path):
@@ -227,8 +231,8 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
     torch.manual_seed(depth.seed)
     importance = keep = None
     if depth.router == "static":
-        importance, keep = static_keep(teacher, student, depth.budget)
-        router = static_router(dim, keep, depth.budget, depth.hidden)
+        importance, keep, share = static_keep(teacher, student, depth)
+        router = static_router(dim, keep, share, depth.hidden)  # routes at the set's own share: adds no block
     else:
         router = depth_router(depth, dim, blocks)
     config = JointConfig(

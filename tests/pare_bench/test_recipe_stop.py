@@ -39,3 +39,16 @@ def test_a_stop_rule_ends_step_distillation_on_held_out_trajectories(tmp_path):
     assert len(list((folder / "validation").glob("*.pt"))) == 2  # 16 held-out trajectories, in chunks of 8
     log = [json.loads(line) for line in (folder / "step_distill_log.jsonl").read_text().splitlines()]
     assert log[-1].get("stopped") == "plateau" and log[-1]["step"] < 40
+
+
+def test_a_static_floor_enters_the_depth_hash_only_when_set():
+    from pare_bench.artifacts import artifact_hash
+    from pare_bench.suite import DepthRecipe, Recipe
+    from pare_bench.tiny.recipes import depth_hash
+
+    plain = DepthRecipe(budget=0.64, router="static")
+    parts = {k: v for k, v in plain.model_dump(mode="json").items() if k not in ("rank_weight", "pool", "content")}
+    before = {"width": None, "depth": {k: v for k, v in parts.items() if k not in ("stop", "static_floor")}}
+    assert depth_hash("t", Recipe(depth=plain)) == artifact_hash("t", before)  # older students keep their hash
+    floored = plain.model_copy(update={"static_floor": 0.58})
+    assert depth_hash("t", Recipe(depth=floored)) != depth_hash("t", Recipe(depth=plain))

@@ -228,6 +228,14 @@ def test_duplicate_system_names():
             "duplicate system name 'a-s0' (also systems[0])",
         ),
         ("systems: [{name: a, recipe: {width: {ratio: 0.5, cross_ratio: 1.0}}}]\n", "cross_ratio: Input should be"),
+        (
+            "systems: [{name: a, recipe: {depth: {budget: 0.6, static_floor: 0.5}}}]\n",
+            "static_floor bounds the fixed block set of `router: static`; this router learns",
+        ),
+        (
+            "systems: [{name: a, recipe: {depth: {budget: 0.6, static_floor: 0.7, router: static}}}]\n",
+            "static_floor 0.7 is above the budget 0.6",
+        ),
     ],
 )
 def test_field_problems(extra, expected):

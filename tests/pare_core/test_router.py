@@ -253,3 +253,41 @@ def test_joint_training_is_not_stopped_by_a_plateau_while_its_temperature_anneal
     assert fixed[-1]["step"] == 4 and fixed[-1]["stopped"] == "plateau"
     assert annealed[-1]["step"] == 12 and [r["step"] for r in annealed if "val_loss" in r] == [2, 4, 6, 8, 10, 12]
     assert all("stopped" not in r for r in annealed[:-1])
+
+
+def _best_set_by_enumeration(importance, costs, budget, floor):
+    import itertools
+
+    total, best = sum(costs), None
+    for keep in itertools.product([False, True], repeat=len(costs)):
+        share = sum(c for c, k in zip(costs, keep) if k) / total
+        score = sum(s for s, k in zip(importance, keep) if k)
+        if floor - 1e-9 <= share <= budget + 1e-9 and (best is None or score > best[0]):
+            best = (score, list(keep))
+    return best
+
+
+def test_static_blocks_is_the_most_important_set_in_the_window():
+    from pare_core.router import static_blocks
+
+    # the important blocks are the expensive ones (width-pruned blocks differ in cost): importance order keeps
+    # four and then nothing fits, while a floor puts the set at the budget with the cheap blocks
+    importance = [0.019, 0.017, 0.007, 0.009, 0.009, 0.038, 0.024, 0.028]
+    costs = [0.143, 0.116, 0.107, 0.107, 0.107, 0.134, 0.143, 0.143]  # the block shares of the tiny student
+    assert static_blocks(importance, costs, 0.64) == [True, False, False, False, False, True, True, True]
+    assert static_blocks(importance, costs, 0.60, floor=0.58) == [False, False, True, True, True, True, False, True]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        importance = torch.rand(7, generator=generator).tolist()
+        costs = (1 + torch.rand(7, generator=generator)).tolist()
+        floor = float(torch.rand(1, generator=generator)) * 0.6
+        score, best = _best_set_by_enumeration(importance, costs, floor + 0.15, floor)
+        keep = static_blocks(importance, costs, floor + 0.15, floor)
+        assert sum(s for s, k in zip(importance, keep) if k) == pytest.approx(score)
+
+
+def test_static_blocks_names_an_empty_window():
+    from pare_core.router import static_blocks
+
+    with pytest.raises(ValueError, match="no set of blocks costs between 0.3 and 0.31"):
+        static_blocks([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], 0.31, floor=0.3)
