@@ -404,8 +404,8 @@ def static_blocks(importance: list[float], costs: list[float], budget: float, fl
 
 def static_router(dim: int, keep: list[bool], budget: float, hidden: int = 64) -> BlockRouter:
     """A router that sees nothing and keeps the same blocks for every input and step (its logits are +-20, so
-    training samples are these decisions too). `budget`: the share of block FLOPs `keep` was chosen under
-    (top-k at that budget keeps exactly `keep`). Freeze it: `JointConfig(train_router=False)`."""
+    training samples are these decisions too). `budget`: the share of block FLOPs `keep` costs, so top-k at it
+    keeps exactly `keep` and no other block fits. Freeze it: `JointConfig(train_router=False)`."""
     router = BlockRouter(dim, len(keep), hidden, use_timestep=False, use_content=False, budget=budget)
     nn.init.zeros_(router.out.weight)
     with torch.no_grad():

@@ -58,12 +58,13 @@ RECOVERY_BATCH = 8
 
 
 def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
-    return artifact_hash(teacher, {"width": _without_unset_stop(recipe.model_dump(mode="json"))})
+    return artifact_hash(teacher, {"width": _without_unset(recipe.model_dump(mode="json"))})
 
 
-def _without_unset_stop(part: dict) -> dict:
-    """A recipe part without `stop: None`, so recipes written before the stop rule keep their hashes."""
-    return {k: v for k, v in part.items() if not (k == "stop" and v is None)}
+def _without_unset(part: dict) -> dict:
+    """A recipe part without the fields added later (`stop`, `static_floor`) left unset, so recipes written before
+    those fields keep their hashes."""
+    return {k: v for k, v in part.items() if not (k in ("stop", "static_floor") and v is None)}
 
 
 def profile_path(teacher: TinyWan, root: Path) -> Path:
@@ -188,14 +189,12 @@ POOL_DATA_SEED = 20_000  # and the router's importance pool others again
 def depth_hash(teacher: str, recipe: Recipe) -> str:
     """The width and depth parts only: a step-distilled system reuses its depth artifact."""
     parts = recipe.model_dump(mode="json", include={"width", "depth"})
-    parts = {k: v if v is None else _without_unset_stop(v) for k, v in parts.items()}
+    parts = {k: v if v is None else _without_unset(v) for k, v in parts.items()}
     if recipe.depth.router == "static":  # a fixed router learns nothing: its training settings change nothing
         for unused in ("rank_weight", "pool"):
             parts["depth"].pop(unused)
     if recipe.depth.router != "content":  # only a content router reads content features
         parts["depth"].pop("content")
-    if recipe.depth.static_floor is None:  # recipes written before the floor keep their hashes
-        parts["depth"].pop("static_floor")
     return artifact_hash(teacher, parts)
 
 
