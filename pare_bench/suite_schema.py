@@ -109,8 +109,10 @@ class DepthRecipe(BaseModel):
     budget: float = Field(gt=0.0, le=1.0)  # share of the student's block FLOPs executed per forward
     router: Literal["content", "timestep", "static"] = "content"
     steps: int = Field(200, ge=0)  # stage-2 joint training steps (the cap with `stop`)
-    # the held-out validation curve; it may stop the stage only after the gate-temperature anneal, which spans
-    # `steps` (pare_core.plateau: the loss is not stationary before), so the joint stage runs to `steps`
+    # steps the gate-temperature anneal spans (unset: all of `steps`); after it the temperature holds
+    anneal: int | None = Field(None, ge=1)
+    # the held-out validation curve; it may stop the stage only after the anneal (pare_core.plateau: the loss is
+    # not stationary before), so without `anneal` the joint stage runs to `steps`
     stop: StopRule | None = None
     hidden: int = Field(64, ge=1)  # router hidden width
     seed: int = Field(0, ge=0)  # seeds the router's init and the training data
@@ -120,11 +122,13 @@ class DepthRecipe(BaseModel):
     static_floor: float | None = Field(None, ge=0.0, lt=1.0)  # `router: static`: least share of block FLOPs kept
 
     @model_validator(mode="after")
-    def _floor_is_static(self) -> DepthRecipe:
+    def _fields_agree(self) -> DepthRecipe:
         if self.static_floor is not None and self.router != "static":
             raise ValueError("static_floor bounds the fixed block set of `router: static`; this router learns")
         if self.static_floor is not None and self.static_floor > self.budget:
             raise ValueError(f"static_floor {self.static_floor} is above the budget {self.budget}")
+        if self.anneal is not None and self.anneal > self.steps:
+            raise ValueError(f"anneal {self.anneal} is longer than the stage's {self.steps} steps")
         return self
 
 

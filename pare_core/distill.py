@@ -146,6 +146,9 @@ class JointConfig:
     router_lr: float = 1e-3
     warmup: int = 20
     temperature: tuple[float, float] = (1.0, 0.3)  # Gumbel-sigmoid temperature, annealed linearly
+    # steps the anneal spans (None: all of `steps`); the temperature then holds at its end value, the objective is
+    # stationary and a plateau rule may stop the stage (`steps` is its cap)
+    anneal: int | None = None
     grad_clip: float = 1.0
     checkpoint_every: int = 50
     train_router: bool = True  # False: the router is fixed (static-depth) and only the student trains
@@ -221,8 +224,9 @@ def train_joint(
             optimizer.load_state_dict(state[f"{name}_optimizer"])
         step = state["step"]
         resume_plateau(plateau, state)
+    anneal = config.steps if config.anneal is None else config.anneal
     if plateau is not None and config.temperature[0] != config.temperature[1]:
-        plateau.start = max(plateau.start, config.steps)  # not stationary before the anneal ends (Plateau.start)
+        plateau.start = max(plateau.start, anneal)  # not stationary before the anneal ends (Plateau.start)
     anchored = pool is not None and config.train_router and config.rank_weight > 0
     if anchored:
         pool = {k: v.to(accelerator.device) for k, v in pool.items()}
@@ -238,7 +242,7 @@ def train_joint(
     student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])  # DDP / FSDP when launched
     try:
         while step < config.steps and not (plateau is not None and plateau.stopped):
-            progress = step / max(1, config.steps - 1)
+            progress = min(1.0, step / max(1, anneal - 1))
             routing.temperature = config.temperature[0] + progress * (config.temperature[1] - config.temperature[0])
             if config.noise_seed is not None:
                 seed = config.noise_seed * 1_000_003 + step

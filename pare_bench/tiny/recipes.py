@@ -14,11 +14,14 @@ the most important blocks (skip-one-block error on the calibration inputs) whose
 from __future__ import annotations
 
 import copy
+import json
 import random
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from pare_bench.artifacts import (  # noqa: F401  ARTIFACTS_ENV, artifacts_root: part of this module's API
     ARTIFACTS_ENV,
@@ -62,9 +65,9 @@ def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
 
 
 def _without_unset(part: dict) -> dict:
-    """A recipe part without the fields added later (`stop`, `static_floor`) left unset, so recipes written before
-    those fields keep their hashes."""
-    return {k: v for k, v in part.items() if not (k in ("stop", "static_floor") and v is None)}
+    """A recipe part without the fields added later (`stop`, `static_floor`, `anneal`) left unset, so recipes
+    written before those fields keep their hashes."""
+    return {k: v for k, v in part.items() if not (k in ("stop", "static_floor", "anneal") and v is None)}
 
 
 def profile_path(teacher: TinyWan, root: Path) -> Path:
@@ -235,8 +238,13 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
     else:
         router = depth_router(depth, dim, blocks)
     config = JointConfig(
-        steps=depth.steps, budget=depth.budget, train_router=depth.router != "static", rank_weight=depth.rank_weight
+        steps=depth.steps,
+        budget=depth.budget,
+        anneal=depth.anneal,
+        train_router=depth.router != "static",
+        rank_weight=depth.rank_weight,
     )
+    continued = continue_shorter_run(teacher, recipe, directory)
     pool = None
     if config.train_router and depth.rank_weight > 0 and depth.pool > 0:
         pool = depth_pool(teacher, student, depth, directory)
@@ -257,8 +265,52 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
             **stop,
         )
     record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", include={"width", "depth"})}
-    save_depth_artifact(directory, student, router, {**record, "block_importance": importance, "static_keep": keep})
+    record = {**record, "block_importance": importance, "static_keep": keep}
+    save_depth_artifact(directory, student, router, record if continued is None else {**record, **continued})
     return student, router
+
+
+def continue_shorter_run(teacher: TinyWan, recipe: Recipe, directory: Path) -> dict | None:
+    """Start the joint stage of `recipe` from a run of the same recipe with a lower cap: copy that run's final
+    checkpoint, log and pool into `directory`, so the stage resumes where it ended instead of from step 0.
+
+    A sibling `depth-*` artifact qualifies when its teacher, width part and depth part agree with `recipe`'s except
+    for a lower or equal `steps`, and its anneal spans the same steps (the schedule of its steps is then this
+    recipe's): the continuation is the shorter run resumed, and a plateau that stopped it stops this one too.
+    Like any resume of a tiny recipe, it is exact up to the gate noise, which these recipes draw from torch's
+    global generator. The longest qualifying run wins. Returns {"continued_from": name, "continued_at": step} for
+    the artifact's record, or None (nothing to continue, or `directory` holds its own checkpoint already)."""
+    if (directory / "joint.pt").exists():
+        return None
+    depth, span = recipe.depth, recipe.depth.anneal or recipe.depth.steps
+    found = None
+    for other in sorted(directory.parent.glob("depth-*")):
+        if other == directory or not (other / "joint.pt").is_file() or not (other / "recipe.json").is_file():
+            continue
+        record = json.loads((other / "recipe.json").read_text())
+        try:
+            before = Recipe(width=record.get("width"), depth=record.get("depth"))
+        except ValidationError:
+            continue  # a record of another schema: never a prefix of this recipe
+        shorter = before.depth
+        if record.get("teacher") != teacher_key(teacher) or before.width != recipe.width or shorter is None:
+            continue
+        same = shorter.model_copy(update={"steps": depth.steps, "anneal": depth.anneal}) == depth
+        if same and (shorter.anneal or shorter.steps) == span and shorter.steps <= depth.steps:
+            if found is None or shorter.steps > found[1]:
+                found = (other, shorter.steps)
+    if found is None:
+        return None
+    source, steps = found
+    directory.mkdir(parents=True, exist_ok=True)
+    # each file whole or not at all, the checkpoint last: a copy cut short leaves no checkpoint, so the next try
+    # copies again instead of resuming from half a run
+    for name in ("pool.pt", "pool.pt.sha256", "joint_log.jsonl", "joint.pt.sha256", "joint.pt"):
+        if (source / name).is_file():
+            part = directory / f"{name}.part"
+            shutil.copyfile(source / name, part)
+            part.replace(directory / name)
+    return {"continued_from": source.name, "continued_at": steps}
 
 
 def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:

@@ -52,3 +52,42 @@ def test_a_static_floor_enters_the_depth_hash_only_when_set():
     assert depth_hash("t", Recipe(depth=plain)) == artifact_hash("t", before)  # older students keep their hash
     floored = plain.model_copy(update={"static_floor": 0.58})
     assert depth_hash("t", Recipe(depth=floored)) != depth_hash("t", Recipe(depth=plain))
+
+
+def test_an_anneal_enters_the_depth_hash_only_when_set_and_fits_in_the_cap():
+    from pare_bench.artifacts import artifact_hash
+    from pare_bench.suite import DepthRecipe, Recipe
+    from pare_bench.tiny.recipes import depth_hash
+
+    plain = DepthRecipe(budget=0.64, steps=2400)
+    before = {"width": None, "depth": {k: v for k, v in plain.model_dump(mode="json").items() if v is not None}}
+    assert depth_hash("t", Recipe(depth=plain)) == artifact_hash("t", before)  # older students keep their hash
+    annealed = plain.model_copy(update={"anneal": 1200})
+    assert depth_hash("t", Recipe(depth=annealed)) != depth_hash("t", Recipe(depth=plain))
+    with pytest.raises(ValueError, match="anneal 2401 is longer than the stage's 2400 steps"):
+        DepthRecipe(budget=0.64, steps=2400, anneal=2401)
+
+
+def _log(directory):
+    return [json.loads(line) for line in (directory / "joint_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_higher_cap_continues_the_shorter_run_of_the_same_schedule(tmp_path):
+    from pare_bench.suite import DepthRecipe, Recipe
+    from pare_bench.tiny.recipes import depth_directory, depth_student
+
+    teacher = load_tiny("tiny-wan-t2v")
+    short = Recipe(depth=DepthRecipe(budget=0.64, router="timestep", steps=4, pool=0))
+    longer = Recipe(depth=short.depth.model_copy(update={"steps": 8, "anneal": 4}))  # the same anneal, run on
+    other = Recipe(depth=short.depth.model_copy(update={"steps": 8}))  # anneals over 8 steps: not a continuation
+    for recipe in (short, longer, other):
+        depth_student(teacher, recipe, root=tmp_path)
+    folders = {name: depth_directory(teacher, r, tmp_path) for name, r in [("short", short), ("longer", longer),
+                                                                           ("other", other)]}  # fmt: skip
+    record = json.loads((folders["longer"] / "recipe.json").read_text())
+    assert record["continued_from"] == folders["short"].name and record["continued_at"] == 4
+    assert _log(folders["longer"])[:4] == _log(folders["short"]) and _log(folders["longer"])[4]["step"] == 5
+    assert [r["step"] for r in _log(folders["longer"])] == list(range(1, 9))
+    assert "continued_from" not in json.loads((folders["other"] / "recipe.json").read_text())
+    assert [r["step"] for r in _log(folders["other"])] == list(range(1, 9))

@@ -230,6 +230,7 @@ def test_router_saves_and_loads_with_its_config(tmp_path):
 
 
 def test_joint_training_is_not_stopped_by_a_plateau_while_its_temperature_anneals(model):
+    """The stop rule waits for the anneal's end: the cap without `anneal`, else `anneal`."""
     import copy
 
     from pare_core.distill import JointConfig
@@ -240,10 +241,10 @@ def test_joint_training_is_not_stopped_by_a_plateau_while_its_temperature_anneal
     def validate(student):
         return torch.nn.functional.mse_loss(student(**held_out, return_dict=False)[0], held_out["hidden_states"])
 
-    def run(temperature):
+    def run(temperature, anneal=None):
         torch.manual_seed(3)
         log = []
-        config = JointConfig(steps=12, budget=0.5, warmup=1, temperature=temperature)
+        config = JointConfig(steps=12, budget=0.5, warmup=1, temperature=temperature, anneal=anneal)
         plateau = Plateau(every=2, patience=1, min_delta=0.9)  # no validation can improve by 90%: stop at once
         _train_joint(copy.deepcopy(model), BlockRouter(DIM, CONFIG["num_layers"]), model, config,
                      on_step=log.append, validate=validate, plateau=plateau)  # fmt: skip
@@ -253,6 +254,11 @@ def test_joint_training_is_not_stopped_by_a_plateau_while_its_temperature_anneal
     assert fixed[-1]["step"] == 4 and fixed[-1]["stopped"] == "plateau"
     assert annealed[-1]["step"] == 12 and [r["step"] for r in annealed if "val_loss" in r] == [2, 4, 6, 8, 10, 12]
     assert all("stopped" not in r for r in annealed[:-1])
+    # an anneal shorter than the cap: the temperature holds after it, and the stop rule acts from its end
+    short = run((1.0, 0.3), anneal=6)
+    assert short[-1]["step"] == 6 and short[-1]["stopped"] == "plateau"
+    assert short[0] == annealed[0] and short[1] != annealed[1]  # both start at 1.0; then the short one cools faster
+    assert run((1.0, 0.3), anneal=12) == annealed  # an anneal as long as the cap is the default
 
 
 def _best_set_by_enumeration(importance, costs, budget, floor):
