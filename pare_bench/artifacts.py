@@ -1,6 +1,7 @@
 """Where trained students live and how a recipe finds its own: one folder per (teacher, recipe) under
 `artifacts_root()`, named by a hash of the teacher's weights and the recipe, with a resumable training stage
-inside (checkpoint, loss log, progress bar) and the recipe written beside the weights.
+inside (checkpoint, loss log, progress bar) and the recipe written beside the weights. A joint stage whose cap
+was raised starts from the shorter run of the same recipe (`continue_shorter_run`).
 """
 
 from __future__ import annotations
@@ -8,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from diffusers import WanTransformer3DModel
+from pydantic import ValidationError
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
 from pare_bench.progress import progress
+from pare_bench.suite import Recipe, WidthRecipe
 from pare_bench.tiny.zoo import TinyWan, owned
 from pare_core.prune import PrunedWanTransformer3DModel
 from pare_core.router import BlockRouter, apply_router
@@ -38,6 +42,32 @@ def artifact_hash(teacher: str, parts: dict) -> str:
     """The one hash of every artifact folder: `teacher` (`teacher_key`) and the recipe parts that decide it."""
     canonical = json.dumps({"teacher": teacher, **parts}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
+    return artifact_hash(teacher, {"width": _without_unset(recipe.model_dump(mode="json"))})
+
+
+def _without_unset(part: dict) -> dict:
+    """A recipe part without the fields added later (`stop`, `static_floor`, `anneal`) left unset, so recipes
+    written before those fields keep their hashes."""
+    return {k: v for k, v in part.items() if not (k in ("stop", "static_floor", "anneal") and v is None)}
+
+
+def depth_hash(teacher: str, recipe: Recipe) -> str:
+    """The width and depth parts only: a step-distilled system reuses its depth artifact."""
+    parts = recipe.model_dump(mode="json", include={"width", "depth"})
+    parts = {k: v if v is None else _without_unset(v) for k, v in parts.items()}
+    if recipe.depth.router == "static":  # a fixed router learns nothing: its training settings change nothing
+        for unused in ("rank_weight", "pool"):
+            parts["depth"].pop(unused)
+    if recipe.depth.router != "content":  # only a content router reads content features
+        parts["depth"].pop("content")
+    return artifact_hash(teacher, parts)
+
+
+def step_hash(teacher: str, recipe: Recipe) -> str:
+    return artifact_hash(teacher, recipe.model_dump(mode="json", exclude_none=True))
 
 
 def teacher_key(teacher: TinyWan) -> str:
@@ -153,3 +183,47 @@ def load_pare_transformer(directory: Path) -> torch.nn.Module:
     transformer, router = load_depth_artifact(directory)
     apply_router(transformer, router)  # at the budget it was trained for (its config)
     return transformer
+
+
+def continue_shorter_run(directory: Path, teacher: str, recipe: Recipe) -> dict | None:
+    """Start the joint stage of `recipe` on `teacher` (a `teacher_key`) from a run of the same recipe with a lower
+    cap: copy that run's final checkpoint, log and pool into `directory`, so the stage resumes where it ended
+    instead of from step 0.
+
+    A sibling `depth-*` artifact qualifies when its teacher, width part and depth part agree with `recipe`'s except
+    for a lower or equal `steps`, and its anneal spans the same steps (the schedule of its steps is then this
+    recipe's): the continuation is the shorter run resumed, and a plateau that stopped it stops this one too.
+    Like any resume of a tiny recipe, it is exact up to the gate noise, which these recipes draw from torch's
+    global generator. The longest qualifying run wins. Returns {"continued_from": name, "continued_at": step} for
+    the artifact's record, or None (nothing to continue, or `directory` holds its own checkpoint already)."""
+    if (directory / "joint.pt").exists():
+        return None
+    depth, span = recipe.depth, recipe.depth.anneal or recipe.depth.steps
+    found = None
+    for other in sorted(directory.parent.glob("depth-*")):
+        if other == directory or not (other / "joint.pt").is_file() or not (other / "recipe.json").is_file():
+            continue
+        record = json.loads((other / "recipe.json").read_text())
+        try:
+            before = Recipe(width=record.get("width"), depth=record.get("depth"))
+        except ValidationError:
+            continue  # a record of another schema: never a prefix of this recipe
+        shorter = before.depth
+        if record.get("teacher") != teacher or before.width != recipe.width or shorter is None:
+            continue
+        same = shorter.model_copy(update={"steps": depth.steps, "anneal": depth.anneal}) == depth
+        if same and (shorter.anneal or shorter.steps) == span and shorter.steps <= depth.steps:
+            if found is None or shorter.steps > found[1]:
+                found = (other, shorter.steps)
+    if found is None:
+        return None
+    source, steps = found
+    directory.mkdir(parents=True, exist_ok=True)
+    # each file whole or not at all, the checkpoint last: a copy cut short leaves no checkpoint, so the next try
+    # copies again instead of resuming from half a run
+    for name in ("pool.pt", "pool.pt.sha256", "joint_log.jsonl", "joint.pt.sha256", "joint.pt"):
+        if (source / name).is_file():
+            part = directory / f"{name}.part"
+            shutil.copyfile(source / name, part)
+            part.replace(directory / name)
+    return {"continued_from": source.name, "continued_at": steps}

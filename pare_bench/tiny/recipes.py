@@ -14,24 +14,24 @@ the most important blocks (skip-one-block error on the calibration inputs) whose
 from __future__ import annotations
 
 import copy
-import json
 import random
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from pydantic import ValidationError
 
 from pare_bench.artifacts import (  # noqa: F401  ARTIFACTS_ENV, artifacts_root: part of this module's API
     ARTIFACTS_ENV,
-    artifact_hash,
     artifacts_root,
     bar_columns,
+    continue_shorter_run,
+    depth_hash,
     forget_training,
     load_depth_artifact,
     load_transformer,
+    recipe_hash,
     save_depth_artifact,
+    step_hash,
     teacher_key,
     training_stage,
     write_recipe,
@@ -58,16 +58,6 @@ from pare_core.router import (
 )
 
 RECOVERY_BATCH = 8
-
-
-def recipe_hash(teacher: str, recipe: WidthRecipe) -> str:
-    return artifact_hash(teacher, {"width": _without_unset(recipe.model_dump(mode="json"))})
-
-
-def _without_unset(part: dict) -> dict:
-    """A recipe part without the fields added later (`stop`, `static_floor`, `anneal`) left unset, so recipes
-    written before those fields keep their hashes."""
-    return {k: v for k, v in part.items() if not (k in ("stop", "static_floor", "anneal") and v is None)}
 
 
 def profile_path(teacher: TinyWan, root: Path) -> Path:
@@ -189,18 +179,6 @@ DEPTH_DATA_SEED = 10_000  # stage 2 draws other scenes than stage 1 of the same 
 POOL_DATA_SEED = 20_000  # and the router's importance pool others again
 
 
-def depth_hash(teacher: str, recipe: Recipe) -> str:
-    """The width and depth parts only: a step-distilled system reuses its depth artifact."""
-    parts = recipe.model_dump(mode="json", include={"width", "depth"})
-    parts = {k: v if v is None else _without_unset(v) for k, v in parts.items()}
-    if recipe.depth.router == "static":  # a fixed router learns nothing: its training settings change nothing
-        for unused in ("rank_weight", "pool"):
-            parts["depth"].pop(unused)
-    if recipe.depth.router != "content":  # only a content router reads content features
-        parts["depth"].pop("content")
-    return artifact_hash(teacher, parts)
-
-
 def world_block_flops(teacher: TinyWan, model) -> torch.Tensor:
     """FLOPs of each of `model`'s blocks on one world video (the router's unit of budget)."""
     world = teacher.spec.world
@@ -244,7 +222,7 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
         train_router=depth.router != "static",
         rank_weight=depth.rank_weight,
     )
-    continued = continue_shorter_run(teacher, recipe, directory)
+    continued = continue_shorter_run(directory, teacher_key(teacher), recipe)
     pool = None
     if config.train_router and depth.rank_weight > 0 and depth.pool > 0:
         pool = depth_pool(teacher, student, depth, directory)
@@ -268,49 +246,6 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
     record = {**record, "block_importance": importance, "static_keep": keep}
     save_depth_artifact(directory, student, router, record if continued is None else {**record, **continued})
     return student, router
-
-
-def continue_shorter_run(teacher: TinyWan, recipe: Recipe, directory: Path) -> dict | None:
-    """Start the joint stage of `recipe` from a run of the same recipe with a lower cap: copy that run's final
-    checkpoint, log and pool into `directory`, so the stage resumes where it ended instead of from step 0.
-
-    A sibling `depth-*` artifact qualifies when its teacher, width part and depth part agree with `recipe`'s except
-    for a lower or equal `steps`, and its anneal spans the same steps (the schedule of its steps is then this
-    recipe's): the continuation is the shorter run resumed, and a plateau that stopped it stops this one too.
-    Like any resume of a tiny recipe, it is exact up to the gate noise, which these recipes draw from torch's
-    global generator. The longest qualifying run wins. Returns {"continued_from": name, "continued_at": step} for
-    the artifact's record, or None (nothing to continue, or `directory` holds its own checkpoint already)."""
-    if (directory / "joint.pt").exists():
-        return None
-    depth, span = recipe.depth, recipe.depth.anneal or recipe.depth.steps
-    found = None
-    for other in sorted(directory.parent.glob("depth-*")):
-        if other == directory or not (other / "joint.pt").is_file() or not (other / "recipe.json").is_file():
-            continue
-        record = json.loads((other / "recipe.json").read_text())
-        try:
-            before = Recipe(width=record.get("width"), depth=record.get("depth"))
-        except ValidationError:
-            continue  # a record of another schema: never a prefix of this recipe
-        shorter = before.depth
-        if record.get("teacher") != teacher_key(teacher) or before.width != recipe.width or shorter is None:
-            continue
-        same = shorter.model_copy(update={"steps": depth.steps, "anneal": depth.anneal}) == depth
-        if same and (shorter.anneal or shorter.steps) == span and shorter.steps <= depth.steps:
-            if found is None or shorter.steps > found[1]:
-                found = (other, shorter.steps)
-    if found is None:
-        return None
-    source, steps = found
-    directory.mkdir(parents=True, exist_ok=True)
-    # each file whole or not at all, the checkpoint last: a copy cut short leaves no checkpoint, so the next try
-    # copies again instead of resuming from half a run
-    for name in ("pool.pt", "pool.pt.sha256", "joint_log.jsonl", "joint.pt.sha256", "joint.pt"):
-        if (source / name).is_file():
-            part = directory / f"{name}.part"
-            shutil.copyfile(source / name, part)
-            part.replace(directory / name)
-    return {"continued_from": source.name, "continued_at": steps}
 
 
 def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
@@ -361,10 +296,6 @@ def depth_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, re
 
 
 # ------------------------------------------------------------------------------------------ step distillation
-
-
-def step_hash(teacher: str, recipe: Recipe) -> str:
-    return artifact_hash(teacher, recipe.model_dump(mode="json", exclude_none=True))
 
 
 def recipe_transformer(

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from pare_bench.artifacts import recipe_hash
 from pare_bench.suite import StopRule, WidthRecipe
-from pare_bench.tiny.recipes import recipe_hash, width_student
+from pare_bench.tiny.recipes import width_student
 from pare_bench.tiny.zoo import load_tiny
 
 
@@ -24,9 +25,9 @@ def test_a_stop_rule_ends_recovery_on_a_plateau_and_leaves_old_hashes_alone(tmp_
 
 @pytest.mark.slow
 def test_a_stop_rule_ends_step_distillation_on_held_out_trajectories(tmp_path):
-    from pare_bench.artifacts import artifact_hash
+    from pare_bench.artifacts import artifact_hash, step_hash
     from pare_bench.suite import Recipe, StepDistillRecipe
-    from pare_bench.tiny.recipes import sd_student, step_hash
+    from pare_bench.tiny.recipes import sd_student
 
     teacher = load_tiny("tiny-wan-t2v")
     plain = StepDistillRecipe(steps=2, substeps=1, trajectories=8, train_steps=40, batch=2)
@@ -42,22 +43,21 @@ def test_a_stop_rule_ends_step_distillation_on_held_out_trajectories(tmp_path):
 
 
 def test_a_static_floor_enters_the_depth_hash_only_when_set():
-    from pare_bench.artifacts import artifact_hash
+    from pare_bench.artifacts import artifact_hash, depth_hash
     from pare_bench.suite import DepthRecipe, Recipe
-    from pare_bench.tiny.recipes import depth_hash
 
     plain = DepthRecipe(budget=0.64, router="static")
     parts = {k: v for k, v in plain.model_dump(mode="json").items() if k not in ("rank_weight", "pool", "content")}
-    before = {"width": None, "depth": {k: v for k, v in parts.items() if k not in ("stop", "static_floor")}}
+    later = ("stop", "static_floor", "anneal")  # fields added after the first depth students were trained
+    before = {"width": None, "depth": {k: v for k, v in parts.items() if k not in later}}
     assert depth_hash("t", Recipe(depth=plain)) == artifact_hash("t", before)  # older students keep their hash
     floored = plain.model_copy(update={"static_floor": 0.58})
     assert depth_hash("t", Recipe(depth=floored)) != depth_hash("t", Recipe(depth=plain))
 
 
 def test_an_anneal_enters_the_depth_hash_only_when_set_and_fits_in_the_cap():
-    from pare_bench.artifacts import artifact_hash
+    from pare_bench.artifacts import artifact_hash, depth_hash
     from pare_bench.suite import DepthRecipe, Recipe
-    from pare_bench.tiny.recipes import depth_hash
 
     plain = DepthRecipe(budget=0.64, steps=2400)
     before = {"width": None, "depth": {k: v for k, v in plain.model_dump(mode="json").items() if v is not None}}
