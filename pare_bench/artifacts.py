@@ -185,45 +185,68 @@ def load_pare_transformer(directory: Path) -> torch.nn.Module:
     return transformer
 
 
-def continue_shorter_run(directory: Path, teacher: str, recipe: Recipe) -> dict | None:
-    """Start the joint stage of `recipe` on `teacher` (a `teacher_key`) from a run of the same recipe with a lower
-    cap: copy that run's final checkpoint, log and pool into `directory`, so the stage resumes where it ended
-    instead of from step 0.
+# The stages a higher cap can continue: (recipe part, cap field, what the run leaves besides checkpoint and log)
+CONTINUABLE = {
+    "joint": ("depth", "steps", ("pool.pt", "pool.pt.sha256")),
+    "step_distill": ("step_distill", "train_steps", ("trajectories", "validation")),
+}
 
-    A sibling `depth-*` artifact qualifies when its teacher, width part and depth part agree with `recipe`'s except
-    for a lower or equal `steps`, and its anneal spans the same steps (the schedule of its steps is then this
-    recipe's): the continuation is the shorter run resumed, and a plateau that stopped it stops this one too.
-    Like any resume of a tiny recipe, it is exact up to the gate noise, which these recipes draw from torch's
-    global generator. The longest qualifying run wins. Returns {"continued_from": name, "continued_at": step} for
-    the artifact's record, or None (nothing to continue, or `directory` holds its own checkpoint already)."""
-    if (directory / "joint.pt").exists():
+
+def _at_cap(recipe: Recipe, stage: str, cap: int) -> Recipe:
+    """`recipe` with `stage`'s cap set to `cap`; a joint stage's anneal made explicit, as unset it spans the cap."""
+    part, field, _ = CONTINUABLE[stage]
+    section = getattr(recipe, part)
+    update = {field: cap, **({"anneal": section.anneal or section.steps} if stage == "joint" else {})}
+    return recipe.model_copy(update={part: section.model_copy(update=update)})
+
+
+def continue_shorter_run(directory: Path, teacher: str, recipe: Recipe, stage: str = "joint") -> dict | None:
+    """Start `stage` of `recipe` on `teacher` (a `teacher_key`) from a finished run of the same recipe with a lower
+    cap: copy that run's final checkpoint, log and data (the joint stage's importance pool; step distillation's
+    teacher trajectories) into `directory`, so the stage resumes where it ended instead of from step 0.
+
+    A sibling artifact of the same kind qualifies when its teacher and recipe agree with `recipe`'s except for a
+    lower or equal cap (`depth.steps`, `step_distill.train_steps`), and, for a joint stage, its gate-temperature
+    anneal spans the same steps. Nothing else in either stage's schedule depends on the cap, so the continuation
+    is the shorter run resumed, and a plateau that stopped it stops this one too. Like any resume of a tiny
+    recipe, it is exact up to the joint stage's gate noise, which these recipes draw from torch's global
+    generator. The longest qualifying run wins. Returns {"continued_from": name, "continued_at": step} for the
+    artifact's record, or None (nothing to continue, or `directory` holds its own checkpoint already)."""
+    part, field, extras = CONTINUABLE[stage]
+    if (directory / f"{stage}.pt").exists():
         return None
-    depth, span = recipe.depth, recipe.depth.anneal or recipe.depth.steps
+    parts = ("width", "depth") if stage == "joint" else ("width", "depth", "step_distill")
+    recipe = Recipe(**{name: getattr(recipe, name) for name in parts})  # what the artifact's hash covers
+    cap = getattr(getattr(recipe, part), field)
     found = None
-    for other in sorted(directory.parent.glob("depth-*")):
-        if other == directory or not (other / "joint.pt").is_file() or not (other / "recipe.json").is_file():
+    for other in sorted(directory.parent.glob(f"{directory.name.partition('-')[0]}-*")):
+        if other == directory or not (other / f"{stage}.pt").is_file() or not (other / "recipe.json").is_file():
             continue
         record = json.loads((other / "recipe.json").read_text())
         try:
-            before = Recipe(width=record.get("width"), depth=record.get("depth"))
+            before = Recipe(**{name: record[name] for name in parts if record.get(name) is not None})
         except ValidationError:
             continue  # a record of another schema: never a prefix of this recipe
-        shorter = before.depth
-        if record.get("teacher") != teacher or before.width != recipe.width or shorter is None:
+        if record.get("teacher") != teacher or getattr(before, part) is None:
             continue
-        same = shorter.model_copy(update={"steps": depth.steps, "anneal": depth.anneal}) == depth
-        if same and (shorter.anneal or shorter.steps) == span and shorter.steps <= depth.steps:
-            if found is None or shorter.steps > found[1]:
-                found = (other, shorter.steps)
+        steps = getattr(getattr(before, part), field)
+        if steps <= cap and _at_cap(before, stage, cap) == _at_cap(recipe, stage, cap):
+            if found is None or steps > found[1]:
+                found = (other, steps)
     if found is None:
         return None
     source, steps = found
     directory.mkdir(parents=True, exist_ok=True)
-    # each file whole or not at all, the checkpoint last: a copy cut short leaves no checkpoint, so the next try
-    # copies again instead of resuming from half a run
-    for name in ("pool.pt", "pool.pt.sha256", "joint_log.jsonl", "joint.pt.sha256", "joint.pt"):
-        if (source / name).is_file():
-            part = directory / f"{name}.part"
-            shutil.copyfile(source / name, part)
-            part.replace(directory / name)
+    # each file or folder whole or not at all, the checkpoint last: a copy cut short leaves no checkpoint, so the
+    # next try copies again instead of resuming from half a run
+    for name in (*extras, f"{stage}_log.jsonl", f"{stage}.pt.sha256", f"{stage}.pt"):
+        origin, part_copy, target = source / name, directory / f"{name}.part", directory / name
+        if origin.is_dir():
+            shutil.rmtree(part_copy, ignore_errors=True)
+            shutil.copytree(origin, part_copy)
+            shutil.rmtree(target, ignore_errors=True)
+            part_copy.rename(target)
+        elif origin.is_file():
+            shutil.copyfile(origin, part_copy)
+            part_copy.replace(target)
     return {"continued_from": source.name, "continued_at": steps}

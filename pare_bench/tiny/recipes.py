@@ -338,6 +338,7 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
         return student.eval()
     if retrain:
         forget_training(directory, "step_distill")
+    continued = continue_shorter_run(directory, teacher_key(teacher), recipe, "step_distill")
     system = base_transformer(teacher, recipe, root).eval()  # the system the student learns to follow
     data = teacher_trajectories(teacher, system, sd, directory)
     config = StepDistillConfig(
@@ -355,7 +356,8 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
         pairs = segment_pairs(teacher, data, sd, config.batch)
         student = distill_steps(student, pairs, config, state, on_checkpoint, on_step, **stop)
     student.save_pretrained(directory / "transformer")
-    write_recipe(directory, {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)})
+    record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)}
+    write_recipe(directory, record if continued is None else {**record, **continued})
     return student.eval()
 
 

@@ -68,8 +68,8 @@ def test_an_anneal_enters_the_depth_hash_only_when_set_and_fits_in_the_cap():
         DepthRecipe(budget=0.64, steps=2400, anneal=2401)
 
 
-def _log(directory):
-    return [json.loads(line) for line in (directory / "joint_log.jsonl").read_text().splitlines()]
+def _log(directory, stage="joint"):
+    return [json.loads(line) for line in (directory / f"{stage}_log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -91,3 +91,22 @@ def test_a_higher_cap_continues_the_shorter_run_of_the_same_schedule(tmp_path):
     assert [r["step"] for r in _log(folders["longer"])] == list(range(1, 9))
     assert "continued_from" not in json.loads((folders["other"] / "recipe.json").read_text())
     assert [r["step"] for r in _log(folders["other"])] == list(range(1, 9))
+
+
+@pytest.mark.slow
+def test_a_higher_cap_continues_the_shorter_step_distillation_with_its_trajectories(tmp_path):
+    from pare_bench.suite import Recipe, StepDistillRecipe
+    from pare_bench.tiny.recipes import sd_directory, sd_student
+
+    teacher = load_tiny("tiny-wan-t2v")
+    short = Recipe(step_distill=StepDistillRecipe(steps=2, substeps=1, trajectories=8, train_steps=3, batch=2))
+    longer = Recipe(step_distill=short.step_distill.model_copy(update={"train_steps": 6}))
+    for recipe in (short, longer):
+        sd_student(teacher, recipe, root=tmp_path)
+    before, after = sd_directory(teacher, short, tmp_path), sd_directory(teacher, longer, tmp_path)
+    record = json.loads((after / "recipe.json").read_text())
+    assert record["continued_from"] == before.name and record["continued_at"] == 3
+    assert _log(after, "step_distill")[:3] == _log(before, "step_distill")
+    assert [r["step"] for r in _log(after, "step_distill")] == list(range(1, 7))
+    names = sorted(p.name for p in (before / "trajectories").iterdir())
+    assert names and names == sorted(p.name for p in (after / "trajectories").iterdir())
