@@ -192,11 +192,14 @@ CONTINUABLE = {
 }
 
 
-def _at_cap(recipe: Recipe, stage: str, cap: int) -> Recipe:
-    """`recipe` with `stage`'s cap set to `cap`; a joint stage's anneal made explicit, as unset it spans the cap."""
+def _at_cap(recipe: Recipe, stage: str, cap: int, patience: int | None) -> Recipe:
+    """`recipe` with `stage`'s cap set to `cap` and its stop rule's patience to `patience`; a joint stage's anneal
+    made explicit, as unset it spans the cap."""
     part, field, _ = CONTINUABLE[stage]
     section = getattr(recipe, part)
     update = {field: cap, **({"anneal": section.anneal or section.steps} if stage == "joint" else {})}
+    if section.stop is not None and patience is not None:
+        update["stop"] = section.stop.model_copy(update={"patience": patience})
     return recipe.model_copy(update={part: section.model_copy(update=update)})
 
 
@@ -206,9 +209,11 @@ def continue_shorter_run(directory: Path, teacher: str, recipe: Recipe, stage: s
     teacher trajectories) into `directory`, so the stage resumes where it ended instead of from step 0.
 
     A sibling artifact of the same kind qualifies when its teacher and recipe agree with `recipe`'s except for a
-    lower or equal cap (`depth.steps`, `step_distill.train_steps`), and, for a joint stage, its gate-temperature
-    anneal spans the same steps. Nothing else in either stage's schedule depends on the cap, so the continuation
-    is the shorter run resumed, and a plateau that stopped it stops this one too. Like any resume of a tiny
+    lower or equal cap (`depth.steps`, `step_distill.train_steps`) and a stop rule of lower or equal patience
+    (same interval and least gain), and, for a joint stage, its gate-temperature anneal spans the same steps.
+    Nothing else in either stage's schedule depends on the cap, and a stop rule only ends a run, so the
+    continuation is the shorter run resumed: a plateau that stopped it stops this one too unless this one is
+    more patient, and then the plateau's count carries on from where it was. Like any resume of a tiny
     recipe, it is exact up to the joint stage's gate noise, which these recipes draw from torch's global
     generator. The longest qualifying run wins. Returns {"continued_from": name, "continued_at": step} for the
     artifact's record, or None (nothing to continue, or `directory` holds its own checkpoint already)."""
@@ -217,7 +222,8 @@ def continue_shorter_run(directory: Path, teacher: str, recipe: Recipe, stage: s
         return None
     parts = ("width", "depth") if stage == "joint" else ("width", "depth", "step_distill")
     recipe = Recipe(**{name: getattr(recipe, name) for name in parts})  # what the artifact's hash covers
-    cap = getattr(getattr(recipe, part), field)
+    cap, stop = getattr(getattr(recipe, part), field), getattr(recipe, part).stop
+    patience = None if stop is None else stop.patience
     found = None
     for other in sorted(directory.parent.glob(f"{directory.name.partition('-')[0]}-*")):
         if other == directory or not (other / f"{stage}.pt").is_file() or not (other / "recipe.json").is_file():
@@ -229,8 +235,9 @@ def continue_shorter_run(directory: Path, teacher: str, recipe: Recipe, stage: s
             continue  # a record of another schema: never a prefix of this recipe
         if record.get("teacher") != teacher or getattr(before, part) is None:
             continue
-        steps = getattr(getattr(before, part), field)
-        if steps <= cap and _at_cap(before, stage, cap) == _at_cap(recipe, stage, cap):
+        steps, rule = getattr(getattr(before, part), field), getattr(before, part).stop
+        patient = patience is None or rule is None or rule.patience <= patience
+        if steps <= cap and patient and _at_cap(before, stage, cap, patience) == _at_cap(recipe, stage, cap, patience):
             if found is None or steps > found[1]:
                 found = (other, steps)
     if found is None:

@@ -110,3 +110,38 @@ def test_a_higher_cap_continues_the_shorter_step_distillation_with_its_trajector
     assert [r["step"] for r in _log(after, "step_distill")] == list(range(1, 7))
     names = sorted(p.name for p in (before / "trajectories").iterdir())
     assert names and names == sorted(p.name for p in (after / "trajectories").iterdir())
+
+
+def _finished_run(root, name, depth, teacher="t"):
+    """A fake finished joint stage: its record and a checkpoint file (continue_shorter_run copies, never reads)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "recipe.json").write_text(json.dumps({"teacher": teacher, "width": None, "depth": depth.model_dump()}))
+    (folder / "joint.pt").write_text(name)
+    return folder
+
+
+def test_only_a_prefix_of_the_same_schedule_is_continued_and_the_longest_wins(tmp_path):
+    from pare_bench.artifacts import continue_shorter_run
+    from pare_bench.suite import DepthRecipe, Recipe, StopRule
+
+    rule = StopRule(every=50, patience=3, min_delta=0.01)
+    target = DepthRecipe(budget=0.64, steps=6000, anneal=2400, stop=rule.model_copy(update={"patience": 5}))
+    more_patient, other_gain = rule.model_copy(update={"patience": 6}), rule.model_copy(update={"min_delta": 0.02})
+    unrelated = {
+        "depth-other-teacher": (target.model_copy(update={"steps": 2400}), "u"),
+        "depth-other-anneal": (target.model_copy(update={"steps": 3000, "anneal": None}), "t"),  # over all 3,000
+        "depth-other-budget": (target.model_copy(update={"steps": 2400, "budget": 0.5}), "t"),
+        "depth-longer-cap": (target.model_copy(update={"steps": 7000}), "t"),
+        "depth-more-patient": (target.model_copy(update={"steps": 2400, "stop": more_patient}), "t"),
+        "depth-other-gain": (target.model_copy(update={"steps": 2400, "stop": other_gain}), "t"),
+    }
+    for name, (depth, teacher) in unrelated.items():
+        _finished_run(tmp_path, name, depth, teacher)
+    assert continue_shorter_run(tmp_path / "depth-new", "t", Recipe(depth=target)) is None
+    _finished_run(tmp_path, "depth-a-short", target.model_copy(update={"steps": 1200, "anneal": 1200}))
+    _finished_run(tmp_path, "depth-b-long", target.model_copy(update={"steps": 2400, "anneal": None, "stop": rule}))
+    continued = continue_shorter_run(tmp_path / "depth-new", "t", Recipe(depth=target))
+    assert continued == {"continued_from": "depth-b-long", "continued_at": 2400}  # less patient, anneal over 2,400
+    assert (tmp_path / "depth-new" / "joint.pt").read_text() == "depth-b-long"
+    assert continue_shorter_run(tmp_path / "depth-new", "t", Recipe(depth=target)) is None  # has its own now
