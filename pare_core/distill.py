@@ -185,7 +185,7 @@ def train_joint(
     same with half the updates for each. Block-feature matching is dropped here: a skipped block has no
     output to match. `block_flops` None: the block costs the router computes from each batch's shapes.
 
-    `pool` (`pare_core.router.importance_pool`: router inputs and per-sample block importances) anchors what
+    `pool` (`pare_core.importance.importance_pool`: router inputs and per-sample block importances) anchors what
     the router learns from its inputs. Without it, distillation through straight-through gates plus a budget
     loss that pulls every input alike teaches the per-block biases first, and the unanchored routers all
     collapsed to one static block set. With it, the router is first fitted to rank each sample's blocks by
@@ -197,16 +197,8 @@ def train_joint(
     `validate(student)` runs with student and router in eval mode, so it scores the routed student as it will
     sample: top-k blocks at the budget.
     """
-    from pare_core.router import (
-        RouterConfig,
-        apply_router,
-        budget_loss,
-        calibrate_offset,
-        fit_router,
-        rank_loss,
-        remove_router,
-        router_state,
-    )
+    from pare_core.importance import calibrate_offset, fit_router, rank_loss
+    from pare_core.router import RouterConfig, apply_router, budget_loss, remove_router, router_state
 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     teacher.requires_grad_(False).eval()

@@ -46,16 +46,10 @@ from pare_bench.tiny.zoo import TinyWan, owned
 from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
 from pare_core.flops import block_flops
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
+from pare_core.importance import block_importance, importance_pool, static_blocks, static_router
 from pare_core.plateau import Plateau
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
-from pare_core.router import (
-    BlockRouter,
-    apply_router,
-    block_importance,
-    importance_pool,
-    static_blocks,
-    static_router,
-)
+from pare_core.router import BlockRouter, apply_router
 
 RECOVERY_BATCH = 8
 
@@ -188,7 +182,7 @@ def world_block_flops(teacher: TinyWan, model) -> torch.Tensor:
 
 
 def static_keep(teacher: TinyWan, student, depth: DepthRecipe) -> tuple[list[float], list[bool], float]:
-    """Block importances of `student`, the static-depth block set (`pare_core.router.static_blocks`: the most
+    """Block importances of `student`, the static-depth block set (`pare_core.importance.static_blocks`: the most
     important set whose share of the block FLOPs lies in [`depth.static_floor`, `depth.budget`]) and its share."""
     scores = block_importance(student, calibration_inputs(teacher))
     costs = world_block_flops(teacher, student)

@@ -27,8 +27,9 @@ import torch
 from pare_bench.wan.pipeline import tiny_transformer_config
 from pare_bench.wan.zoo import IMAGE_TOKENS, TEXT_TOKENS, latent_grid, wan_model
 from pare_core.flops import analytic_flops
+from pare_core.importance import static_router
 from pare_core.prune import HeadPlan, prune_heads
-from pare_core.router import RouterConfig, apply_router, static_router
+from pare_core.router import RouterConfig, apply_router
 
 TOY_VIDEO = (9, 64, 64)  # frames, height, width: 3 x 8 x 8 latents, 48 tokens
 

@@ -54,8 +54,9 @@ from pare_core.heads import (
     profile_roles,
     temporal_score,
 )
+from pare_core.importance import importance_pool
 from pare_core.prune import prune_heads
-from pare_core.router import BlockRouter, importance_pool
+from pare_core.router import BlockRouter
 from pare_core.step_distill import StepDistillConfig, distill_steps, guided_velocity, student_sigmas, teacher_trajectory
 
 # stage -> OUT/<folder>
@@ -315,7 +316,7 @@ class Build:
         return folder
 
     def _pool(self, student, directory: Path) -> dict | None:
-        """The router's anchor (`pare_core.router.importance_pool`) on `joint.pool` batches drawn apart from the
+        """The router's anchor (`pare_core.importance.importance_pool`) on `joint.pool` batches drawn apart from the
         training data; measured on rank 0, kept in `pare/pool.pt` so a resumed build reuses it."""
         stage = self.recipe.joint
         if stage.pool == 0:

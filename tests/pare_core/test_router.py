@@ -151,7 +151,7 @@ def test_joint_training_pulls_executed_flops_to_the_budget_and_detaches(model):
 
 
 def test_importance_pool_is_block_importance_per_sample(model):
-    from pare_core.router import block_importance, importance_pool
+    from pare_core.importance import block_importance, importance_pool
 
     batch = _inputs(batch=3)
     pool = importance_pool(model, [batch])
@@ -170,7 +170,8 @@ def test_importance_pool_is_block_importance_per_sample(model):
 def test_anchored_router_ranks_blocks_per_input():
     """A pool whose block order flips with the timestep: the fitted router routes the two kinds of input to
     different block sets, each the one its own importances ask for."""
-    from pare_core.router import decide, fit_router, rank_loss
+    from pare_core.importance import fit_router, rank_loss
+    from pare_core.router import decide
 
     torch.manual_seed(0)
     temb, content = torch.randn(64, DIM), torch.randn(64, DIM)
@@ -191,7 +192,7 @@ def test_joint_training_with_a_pool_keeps_the_anchor(model):
     import copy
 
     from pare_core.distill import JointConfig
-    from pare_core.router import importance_pool, rank_loss
+    from pare_core.importance import importance_pool, rank_loss
 
     pool = importance_pool(model, [_inputs(batch=3, seed=s) for s in range(4)])
     log = []
@@ -274,7 +275,7 @@ def _best_set_by_enumeration(importance, costs, budget, floor):
 
 
 def test_static_blocks_is_the_most_important_set_in_the_window():
-    from pare_core.router import static_blocks
+    from pare_core.importance import static_blocks
 
     # the important blocks are the expensive ones (width-pruned blocks differ in cost): importance order keeps
     # four and then nothing fits, while a floor puts the set at the budget with the cheap blocks
@@ -293,7 +294,7 @@ def test_static_blocks_is_the_most_important_set_in_the_window():
 
 
 def test_static_blocks_names_an_empty_window():
-    from pare_core.router import static_blocks
+    from pare_core.importance import static_blocks
 
     with pytest.raises(ValueError, match="no set of blocks costs between 0.3 and 0.31"):
         static_blocks([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], 0.31, floor=0.3)
