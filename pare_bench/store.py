@@ -18,7 +18,6 @@ import json
 import os
 from pathlib import Path
 
-import av
 import numpy as np
 
 from pare_bench.checkpoint import atomic_write_bytes
@@ -44,6 +43,8 @@ def encode_mp4(frames: np.ndarray, fps: int = VIDEO_FPS, lossless: bool = False)
     judged other pixels than every other metric. Real-model videos keep VBench's usual yuv420p.
     """
     buffer = io.BytesIO()
+    import av  # PyAV, imported where videos are written: training alone (`run --train-only`) needs none
+
     with av.open(buffer, mode="w", format="mp4") as container:
         if lossless:
             stream = container.add_stream("libx264rgb", rate=fps, options={"qp": "0"})

@@ -57,6 +57,18 @@ class _BlockOutputs:
             handle.remove()
 
 
+def training_device() -> torch.device:
+    """Where the training loops here run when not handed an Accelerator: the GPU if there is one, as
+    `Accelerator()` picks. The no-grad passes around them (validation targets, importance pools, teacher
+    trajectories) run there too; between stages every model is back on the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_device(inputs: dict, device: torch.device | str) -> dict:
+    """Forward kwargs with every tensor on `device`."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
 def _relative_error(student: torch.Tensor, teacher: torch.Tensor, per_sample: bool) -> torch.Tensor:
     """||s - t||^2 / ||t||^2 over the batch, or per sample and then averaged: the per-sample form is a mean over
     samples, so equal shares of a batch on several processes average (DDP) to the whole batch's value."""
@@ -105,7 +117,7 @@ def recover(
         while step < config.steps and not (plateau is not None and plateau.stopped):
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
-            inputs = {k: v.to(accelerator.device) for k, v in batch_at(step).items()}
+            inputs = to_device(batch_at(step), accelerator.device)
             with torch.no_grad():
                 target = teacher(**inputs, return_dict=False)[0]
             prediction = student(**inputs, return_dict=False)[0]
@@ -230,6 +242,7 @@ def train_joint(
     apply_router(student, router, routing)  # on the bare model, before any wrapper: the hooks sit on its blocks
     student.train(), router.train()
     teacher.to(accelerator.device), router.to(accelerator.device)
+    student.to(accelerator.device)  # before prepare: with the router's hooks on it, prepare alone left it
     model = student  # the bare student: hooks, state dicts and the return value
     student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])  # DDP / FSDP when launched
     try:
@@ -244,7 +257,7 @@ def train_joint(
                 base = config.student_lr if name == "student" else config.router_lr
                 for group in optimizer.param_groups:
                     group["lr"] = base * min(1.0, (step + 1) / config.warmup)
-            inputs = {k: v.to(accelerator.device) for k, v in batch_at(step).items()}
+            inputs = to_device(batch_at(step), accelerator.device)
             with torch.no_grad():
                 target = teacher(**inputs, return_dict=False)[0]
             prediction = student(**inputs, return_dict=False)[0]

@@ -259,6 +259,16 @@ def remove_router(model: nn.Module) -> None:
     del model._pare_router
 
 
+def place(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """`model.to(device)` and its attached router with it: the router is held beside the module tree (hooks),
+    so `.to` alone would leave it behind."""
+    model.to(device)
+    attached = attached_router(model)
+    if attached is not None:
+        attached[0].to(device)
+    return model
+
+
 def router_state(model: nn.Module) -> _State:
     return model._pare_router[2]
 

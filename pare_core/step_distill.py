@@ -32,6 +32,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import nn
 
 from pare_core.plateau import Plateau, resume_plateau, validate_step, with_plateau
+from pare_core.router import place
 
 
 @dataclass
@@ -120,7 +121,7 @@ def distill_steps(
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         resume_plateau(plateau, state)
-    student.train().to(accelerator.device)
+    place(student.train(), accelerator.device)
     model = student
     student, optimizer = accelerator.prepare(student, optimizer)  # DDP / FSDP under accelerate launch
     while step < config.train_steps and not (plateau is not None and plateau.stopped):

@@ -43,13 +43,13 @@ from pare_bench.tiny.step_data import segment_pairs, teacher_trajectories, valid
 from pare_bench.tiny.train_teacher import TeacherRecipe, noised_inputs, shifted_timesteps, training_batch
 from pare_bench.tiny.width import calibration_inputs, profile_model
 from pare_bench.tiny.zoo import TinyWan, owned
-from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
+from pare_core.distill import JointConfig, RecoveryConfig, recover, to_device, train_joint, training_device
 from pare_core.flops import block_flops
 from pare_core.heads import HeadProfile, measure_norm_shift, plan_cross_heads, plan_heads
 from pare_core.importance import block_importance, importance_pool, static_blocks, static_router
 from pare_core.plateau import Plateau
 from pare_core.prune import HeadPlan, PrunedWanTransformer3DModel, prune_heads
-from pare_core.router import BlockRouter, apply_router
+from pare_core.router import BlockRouter, apply_router, place
 
 RECOVERY_BATCH = 8
 
@@ -95,14 +95,19 @@ def plateau_stop(teacher: TinyWan, stop, seed: int) -> dict:
     if stop is None:
         return {}
     batch_at = recovery_batches(teacher, VALIDATION_DATA_SEED + seed)
+    where = next(teacher.transformer.parameters()).device
     held_out = []
     with torch.no_grad():
         for index in range(VALIDATION_BATCHES):
             inputs = batch_at(index)
-            held_out.append((inputs, teacher.transformer(**inputs, return_dict=False)[0]))
+            held_out.append((inputs, teacher.transformer(**to_device(inputs, where), return_dict=False)[0].cpu()))
 
     def validate(model) -> torch.Tensor:
-        errors = [torch.nn.functional.mse_loss(model(**x, return_dict=False)[0], target) for x, target in held_out]
+        device = next(model.parameters()).device
+        errors = [
+            torch.nn.functional.mse_loss(model(**to_device(x, device), return_dict=False)[0], target.to(device))
+            for x, target in held_out
+        ]
         return torch.stack(errors).mean()
 
     return {"validate": validate, "plateau": Plateau(**stop.model_dump())}
@@ -142,6 +147,7 @@ def train_width_student(
         batches = recovery_batches(teacher, recipe.seed)
         stop = plateau_stop(teacher, recipe.stop, recipe.seed)
         student = recover(student, teacher.transformer, batches, config, state, on_checkpoint, on_step, **stop)
+    student, _ = student.cpu(), teacher.transformer.cpu()  # trained where `training_device` says; kept on the CPU
     student.save_pretrained(directory / "transformer")
     write_recipe(
         directory,
@@ -236,6 +242,7 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
             pool=pool,
             **stop,
         )
+    student, router, _ = student.cpu(), router.cpu(), teacher.transformer.cpu()
     record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", include={"width", "depth"})}
     record = {**record, "block_importance": importance, "static_keep": keep}
     save_depth_artifact(directory, student, router, record if continued is None else {**record, **continued})
@@ -251,11 +258,13 @@ def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
         return load_state(path)
     batches = recovery_batches(teacher, POOL_DATA_SEED + depth.seed)
     directory.mkdir(parents=True, exist_ok=True)
+    device = training_device()
     with progress(None, *bar_columns(f"importance pool {directory.name}")) as bar:
         task = bar.add_task("pool", total=depth.pool)
-        pool = importance_pool(
-            student, [batches(i) for i in range(depth.pool)], lambda: bar.advance(task), depth.content
-        )
+        inputs = [to_device(batches(i), device) for i in range(depth.pool)]
+        pool = importance_pool(student.to(device), inputs, lambda: bar.advance(task), depth.content)
+    student.cpu()
+    pool = {key: value.cpu() for key, value in pool.items()}
     save_state(path, pool)
     return pool
 
@@ -334,6 +343,7 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
         forget_training(directory, "step_distill")
     continued = continue_shorter_run(directory, teacher_key(teacher), recipe, "step_distill")
     system = base_transformer(teacher, recipe, root).eval()  # the system the student learns to follow
+    place(system, training_device())  # its trajectories are made there; they are kept on the CPU
     data = teacher_trajectories(teacher, system, sd, directory)
     config = StepDistillConfig(
         steps=sd.steps,
@@ -349,6 +359,7 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
     with training_stage(directory, "step_distill", config.train_steps) as (state, on_step, on_checkpoint):
         pairs = segment_pairs(teacher, data, sd, config.batch)
         student = distill_steps(student, pairs, config, state, on_checkpoint, on_step, **stop)
+    place(student, "cpu"), place(system, "cpu")
     student.save_pretrained(directory / "transformer")
     record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)}
     write_recipe(directory, record if continued is None else {**record, **continued})

@@ -14,6 +14,7 @@ from pare_bench.checkpoint import load_state, save_state
 from pare_bench.progress import progress
 from pare_bench.tiny.train_teacher import TeacherRecipe, training_batch
 from pare_bench.tiny.zoo import TinyWan
+from pare_core.distill import to_device
 from pare_core.step_distill import guided_velocity
 
 TRAJECTORY_BATCH = 8
@@ -29,6 +30,7 @@ def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path, name:
     folder = directory / name
     folder.mkdir(parents=True, exist_ok=True)
     chunks = -(-recipe.trajectories // TRAJECTORY_BATCH)
+    device = next(model.parameters()).device  # made where the model is (the GPU if `sd_student` put it there)
     with progress(None, *bar_columns(f"teacher {name} {directory.name}")) as bar:
         task = bar.add_task("trajectories", total=chunks)
         for chunk in range(chunks):
@@ -41,8 +43,10 @@ def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path, name:
                 condition = {k: batch[k] for k in ("condition", "image") if k in batch}
                 generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + chunk)
                 noise = torch.randn(batch["video"].shape, generator=generator)
-                velocity = guided_velocity(model, context, condition, recipe.guidance)
-                states = teacher_trajectory(velocity, noise, sigmas, recipe.substeps)
+                velocity = guided_velocity(
+                    model, to_device(context, device), to_device(condition, device), recipe.guidance
+                )
+                states = teacher_trajectory(velocity, noise.to(device), sigmas, recipe.substeps).cpu()
                 save_state(path, {"states": states, "tokens": batch["tokens"], **condition})
             bar.advance(task)
     parts = [load_state(folder / f"{chunk:05d}.pt") for chunk in range(chunks)]  # checksummed, as checkpoints
@@ -103,8 +107,11 @@ def validation_loss(teacher: TinyWan, model, recipe, directory: Path):
         ]
 
     def validate(student) -> torch.Tensor:
+        device = next(student.parameters()).device
         losses = [
-            torch.nn.functional.mse_loss(student(**inputs, return_dict=False)[0], targets[k])
+            torch.nn.functional.mse_loss(
+                student(**to_device(inputs, device), return_dict=False)[0], targets[k].to(device)
+            )
             for k, inputs in enumerate(segments)
         ]
         return torch.stack(losses).mean()

@@ -13,6 +13,7 @@ from pare_core.router import (
     RouterConfig,
     apply_router,
     budget_loss,
+    place,
     remove_router,
     router_size,
     router_state,
@@ -74,6 +75,18 @@ def test_per_sample_skipping_in_a_batch_equals_each_sample_alone(model, config):
         alone = _run(model, {k: v[i : i + 1] for k, v in inputs.items()})
         assert torch.equal(router_state(model).gates[0], decisions[i])
         torch.testing.assert_close(alone[0], batched[i], rtol=0, atol=1e-5)
+
+
+def test_place_moves_the_attached_router_with_the_model(model):
+    # The router hangs on hooks, outside the module tree: `model.to` alone leaves it where it was, and a routed
+    # student on the GPU then fails in its first forward. ("meta" stands in for another device on a CPU machine.)
+    router = _random_router()
+    apply_router(model, router, RouterConfig(budget=0.5))
+    model.to("meta")
+    assert {p.device.type for p in router.parameters()} == {"cpu"}
+    place(model, "meta")
+    assert {p.device.type for p in router.parameters()} == {"meta"}
+    assert {p.device.type for p in model.parameters()} == {"meta"}
 
 
 def test_skipped_blocks_do_not_run(model):
