@@ -233,7 +233,7 @@ def train_joint(
         plateau.start = max(plateau.start, anneal)  # not stationary before the anneal ends (Plateau.start)
     anchored = pool is not None and config.train_router and config.rank_weight > 0
     if anchored:
-        pool = {k: v.to(accelerator.device) for k, v in pool.items()}
+        pool = to_device(pool, accelerator.device)
         if state is None:
             router.to(accelerator.device)
             fit_router(router, pool, config.rank_warmup)
@@ -242,7 +242,7 @@ def train_joint(
     apply_router(student, router, routing)  # on the bare model, before any wrapper: the hooks sit on its blocks
     student.train(), router.train()
     teacher.to(accelerator.device), router.to(accelerator.device)
-    student.to(accelerator.device)  # before prepare: with the router's hooks on it, prepare alone left it
+    student.to(accelerator.device)  # as distill_steps does: on the H200, prepare alone left this student on the CPU
     model = student  # the bare student: hooks, state dicts and the return value
     student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])  # DDP / FSDP when launched
     try:

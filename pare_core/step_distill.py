@@ -31,6 +31,7 @@ from accelerate import Accelerator
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import nn
 
+from pare_core.distill import to_device
 from pare_core.plateau import Plateau, resume_plateau, validate_step, with_plateau
 from pare_core.router import place
 
@@ -128,7 +129,7 @@ def distill_steps(
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
         inputs, target = pairs_at(step)
-        inputs = {k: v.to(accelerator.device) for k, v in inputs.items()}
+        inputs = to_device(inputs, accelerator.device)
         prediction = student(**inputs, return_dict=False)[0]
         loss = nn.functional.mse_loss(prediction, target.to(accelerator.device))
         optimizer.zero_grad(set_to_none=True)

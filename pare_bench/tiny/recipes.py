@@ -95,17 +95,22 @@ def plateau_stop(teacher: TinyWan, stop, seed: int) -> dict:
     if stop is None:
         return {}
     batch_at = recovery_batches(teacher, VALIDATION_DATA_SEED + seed)
-    where = next(teacher.transformer.parameters()).device
     held_out = []
     with torch.no_grad():
         for index in range(VALIDATION_BATCHES):
             inputs = batch_at(index)
-            held_out.append((inputs, teacher.transformer(**to_device(inputs, where), return_dict=False)[0].cpu()))
+            held_out.append(
+                (
+                    inputs,
+                    teacher.transformer(**to_device(inputs, teacher.transformer.device), return_dict=False)[0].cpu(),
+                )
+            )
 
     def validate(model) -> torch.Tensor:
-        device = next(model.parameters()).device
         errors = [
-            torch.nn.functional.mse_loss(model(**to_device(x, device), return_dict=False)[0], target.to(device))
+            torch.nn.functional.mse_loss(
+                model(**to_device(x, model.device), return_dict=False)[0], target.to(model.device)
+            )
             for x, target in held_out
         ]
         return torch.stack(errors).mean()
@@ -147,7 +152,8 @@ def train_width_student(
         batches = recovery_batches(teacher, recipe.seed)
         stop = plateau_stop(teacher, recipe.stop, recipe.seed)
         student = recover(student, teacher.transformer, batches, config, state, on_checkpoint, on_step, **stop)
-    student, _ = student.cpu(), teacher.transformer.cpu()  # trained where `training_device` says; kept on the CPU
+    student.cpu()  # trained where `training_device` says; kept on the CPU between stages
+    teacher.transformer.cpu()
     student.save_pretrained(directory / "transformer")
     write_recipe(
         directory,
@@ -242,7 +248,9 @@ def train_depth_student(teacher: TinyWan, recipe: Recipe, directory: Path, root:
             pool=pool,
             **stop,
         )
-    student, router, _ = student.cpu(), router.cpu(), teacher.transformer.cpu()
+    student.cpu()
+    router.cpu()
+    teacher.transformer.cpu()
     record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", include={"width", "depth"})}
     record = {**record, "block_importance": importance, "static_keep": keep}
     save_depth_artifact(directory, student, router, record if continued is None else {**record, **continued})
@@ -264,7 +272,7 @@ def depth_pool(teacher: TinyWan, student, depth, directory: Path) -> dict:
         inputs = [to_device(batches(i), device) for i in range(depth.pool)]
         pool = importance_pool(student.to(device), inputs, lambda: bar.advance(task), depth.content)
     student.cpu()
-    pool = {key: value.cpu() for key, value in pool.items()}
+    pool = to_device(pool, "cpu")
     save_state(path, pool)
     return pool
 
@@ -359,7 +367,8 @@ def sd_student(teacher: TinyWan, recipe: Recipe, root: Path | None = None, retra
     with training_stage(directory, "step_distill", config.train_steps) as (state, on_step, on_checkpoint):
         pairs = segment_pairs(teacher, data, sd, config.batch)
         student = distill_steps(student, pairs, config, state, on_checkpoint, on_step, **stop)
-    place(student, "cpu"), place(system, "cpu")
+    place(student, "cpu")
+    place(system, "cpu")
     student.save_pretrained(directory / "transformer")
     record = {"teacher": teacher_key(teacher), **recipe.model_dump(mode="json", exclude_none=True)}
     write_recipe(directory, record if continued is None else {**record, **continued})

@@ -30,7 +30,7 @@ def teacher_trajectories(teacher: TinyWan, model, recipe, directory: Path, name:
     folder = directory / name
     folder.mkdir(parents=True, exist_ok=True)
     chunks = -(-recipe.trajectories // TRAJECTORY_BATCH)
-    device = next(model.parameters()).device  # made where the model is (the GPU if `sd_student` put it there)
+    device = model.device  # made where the model is (the GPU if `sd_student` put it there)
     with progress(None, *bar_columns(f"teacher {name} {directory.name}")) as bar:
         task = bar.add_task("trajectories", total=chunks)
         for chunk in range(chunks):
@@ -107,10 +107,9 @@ def validation_loss(teacher: TinyWan, model, recipe, directory: Path):
         ]
 
     def validate(student) -> torch.Tensor:
-        device = next(student.parameters()).device
         losses = [
             torch.nn.functional.mse_loss(
-                student(**to_device(inputs, device), return_dict=False)[0], targets[k].to(device)
+                student(**to_device(inputs, student.device), return_dict=False)[0], targets[k].to(student.device)
             )
             for k, inputs in enumerate(segments)
         ]

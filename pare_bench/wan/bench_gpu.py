@@ -97,12 +97,14 @@ def bench_model(
 ) -> list[dict]:
     from diffusers import WanTransformer3DModel
 
+    from pare_core.distill import to_device
+
     grid = latent_grid(*video)
     image = "image_dim" in config
     layers, heads = config["num_layers"], config["num_attention_heads"]
     with torch.device(device):
         base = _in_dtype(WanTransformer3DModel(**config), dtype).eval()
-    inputs = {k: v.to(device) for k, v in _random_inputs(config, grid, dtype, seed=0).items()}
+    inputs = to_device(_random_inputs(config, grid, dtype, seed=0), device)
     keep = heads - round(heads * ratio)
     plan = HeadPlan(tuple(tuple(range(keep)) for _ in range(layers)))
     executed = math.floor(budget * layers + 1e-9)

@@ -42,7 +42,7 @@ from pare_bench.checkpoint import atomic_write_bytes, load_state, save_state
 from pare_bench.progress import progress
 from pare_bench.wan.build_recipe import BuildRecipe
 from pare_bench.wan.latent_cache import cached_items, conditioned, latent_batches, negative_text
-from pare_core.distill import JointConfig, RecoveryConfig, recover, train_joint
+from pare_core.distill import JointConfig, RecoveryConfig, recover, to_device, train_joint
 from pare_core.heads import (
     HeadProfile,
     all_heads,
@@ -91,7 +91,7 @@ def calibration_inputs(cache: Path, stage, device: torch.device | str = "cpu") -
                 "timestep": torch.tensor([1000.0 * t]),
                 "encoder_hidden_states": item["text"][None],
             }
-            inputs.append({k: v.to(device) for k, v in conditioned(kwargs, [item]).items()})
+            inputs.append(to_device(conditioned(kwargs, [item]), device))
     return inputs
 
 
@@ -163,9 +163,7 @@ class Build:
 
     def _profile(self) -> None:
         stage = self.recipe.profile
-        inputs = [
-            {k: v.to(self.accelerator.device) for k, v in x.items()} for x in calibration_inputs(self.cache, stage)
-        ]
+        inputs = [to_device(x, self.accelerator.device) for x in calibration_inputs(self.cache, stage)]
         mass, frames = profile_roles(self.teacher, inputs, stage.query_samples, seed=stage.seed)
         heads = all_heads(self.teacher)
         mine = heads[self.accelerator.process_index :: self.num_processes]
